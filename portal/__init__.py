@@ -1,0 +1,39 @@
+"""The customer-success portal: app factory."""
+from pathlib import Path
+
+from flask import Flask
+
+from . import config
+from .extensions import csrf, db, htmx, login_manager, mail, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.from_environment(Path(app.instance_path), test_config))
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    mail.init_app(app)
+    htmx.init_app(app)
+
+    from . import auth, commands, dashboard, errors, security
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    errors.init_app(app)
+    security.init_app(app)
+    commands.init_app(app)
+    return app

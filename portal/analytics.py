@@ -1,0 +1,123 @@
+"""Reports and dashboard figures, each a handful of aggregate queries."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, cast, func, select
+
+from . import clock, health, metrics
+from .extensions import db
+from .models import Customer, Engagement, HealthScore, Onboarding, format_id
+
+
+def percent(part: int, whole: int) -> int:
+    return part * 100 // whole if whole else 0
+
+
+@dataclass
+class OnboardingSummary:
+    total: int
+    completed: int
+    completion_rate: int
+    steps: list[tuple[str, int, int]]
+    average_days_to_complete: float | None
+    blockers: dict[str, int]
+
+
+def onboarding_summary() -> OnboardingSummary:
+    step_sums = [func.coalesce(func.sum(cast(getattr(Onboarding, step), Integer)), 0) for step in metrics.STEPS]
+    row = db.session.execute(
+        select(
+            func.count(Customer.id),
+            func.count(Onboarding.completed_date),
+            func.avg(Onboarding.days_to_complete),
+            *step_sums,
+        ).select_from(Customer).outerjoin(Onboarding)
+    ).one()
+    total, completed, average, *counts = row
+    blockers = dict(
+        db.session.execute(
+            select(Onboarding.blocker_type, func.count())
+            .where(Onboarding.blocker_type != "none")
+            .group_by(Onboarding.blocker_type)
+            .order_by(func.count().desc(), Onboarding.blocker_type)
+        ).all()
+    )
+    return OnboardingSummary(
+        total=total,
+        completed=completed,
+        completion_rate=percent(completed, total),
+        steps=[(step, int(count), percent(int(count), total)) for step, count in zip(metrics.STEPS, counts)],
+        average_days_to_complete=round(float(average), 1) if average is not None else None,
+        blockers=blockers,
+    )
+
+
+def engagement_summary(days: int, today: dt.date | None = None) -> list[dict]:
+    """Per customer, the totals of the last `days` days (today and the days - 1 before) and success rate."""
+    today = today or clock.today()
+    first = metrics.window_start(today, days)
+    sums = [func.coalesce(func.sum(getattr(Engagement, count)), 0).label(count) for count in Engagement.COUNTS]
+    window = (
+        select(Engagement.customer_id, *sums)
+        .where(Engagement.date.between(first, today))
+        .group_by(Engagement.customer_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Customer.id, Customer.organization, *(func.coalesce(window.c[count], 0).label(count) for count in Engagement.COUNTS))
+        .outerjoin(window, window.c.customer_id == Customer.id)
+        .order_by(Customer.id)
+    )
+    return [
+        {
+            "customer_id": format_id("c", row.id),
+            "organization": row.organization,
+            **{count: int(getattr(row, count)) for count in Engagement.COUNTS},
+            "success_rate": metrics.success_rate(int(row.prs_merged), int(row.prs_generated)),
+        }
+        for row in rows
+    ]
+
+
+def ensure_todays_scores(today: dt.date) -> None:
+    """Recalculate when some customer has no snapshot for today (first visit before the hourly job)."""
+    customers = db.session.scalar(select(func.count(Customer.id)))
+    scored = db.session.scalar(select(func.count(HealthScore.id)).where(HealthScore.date == today))
+    if scored < customers:
+        health.recalculate(today=today)
+        db.session.commit()
+
+
+@dataclass
+class Dashboard:
+    onboarding: OnboardingSummary
+    at_risk: int
+    stages: dict[str, int]
+    bands: dict[str, int]
+    at_risk_customers: list[tuple[Customer, HealthScore]]
+
+
+def dashboard(today: dt.date | None = None) -> Dashboard:
+    today = today or clock.today()
+    ensure_todays_scores(today)
+    stages = dict.fromkeys(metrics.STAGES, 0)
+    bands = dict.fromkeys(metrics.STATUSES, 0)
+    grouped = select(HealthScore.stage, HealthScore.status, func.count()).where(HealthScore.date == today)
+    for stage, band, count in db.session.execute(grouped.group_by(HealthScore.stage, HealthScore.status)):
+        stages[stage] += count
+        bands[band] += count
+    at_risk = db.session.execute(
+        select(Customer, HealthScore)
+        .join(HealthScore, HealthScore.customer_id == Customer.id)
+        .where(HealthScore.date == today, HealthScore.status == "at_risk")
+        .order_by(HealthScore.score, Customer.organization)
+    ).all()
+    return Dashboard(
+        onboarding=onboarding_summary(),
+        at_risk=bands["at_risk"],
+        stages=stages,
+        bands=bands,
+        at_risk_customers=[tuple(row) for row in at_risk],
+    )

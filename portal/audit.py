@@ -1,0 +1,40 @@
+"""The audit trail: who changed which field of which record, from what to what."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .extensions import db
+from .models import AuditLog
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def apply_changes(record: Any, values: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Set the fields that differ and return them as {field: (old, new)}."""
+    changes = {}
+    for field, new in values.items():
+        old = getattr(record, field)
+        if old != new:
+            setattr(record, field, new)
+            changes[field] = (old, new)
+    return changes
+
+
+def record(actor: str, table: str, record_id: str, changes: Mapping[str, tuple[Any, Any]], user_id: int | None = None) -> None:
+    for field, (old, new) in changes.items():
+        db.session.add(
+            AuditLog(
+                actor=actor, user_id=user_id, table_name=table, record_id=record_id,
+                field=field, old_value=_text(old), new_value=_text(new),
+            )
+        )
+
+
+def created(actor: str, table: str, record_id: str, user_id: int | None = None) -> None:
+    record(actor, table, record_id, {"record": (None, "created")}, user_id)

@@ -1,0 +1,1 @@
+"""Customers, their onboarding and their daily engagement."""

@@ -1,0 +1,117 @@
+"""Changes to customers, onboarding steps and engagement, shared by the CLI, the portal and imports.
+
+Each function validates first and raises ValidationError before touching the database; the caller
+commits, so a failure changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Mapping
+
+from sqlalchemy import func, select
+
+from .. import audit, clock, metrics, validation
+from ..extensions import db
+from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding
+from ..sql import upsert
+from ..validation import ValidationError
+
+
+def get_customer(public_id: str) -> Customer:
+    key = Customer.key_of(public_id)
+    customer = db.session.get(Customer, key) if key is not None else None
+    if customer is None:
+        raise ValidationError(f"unknown customer {public_id!r}", "customer_id")
+    return customer
+
+
+def check_unique(email: str, github_username: str, except_id: int | None = None) -> None:
+    """Clear messages for the duplicates the database's unique indexes would refuse anyway."""
+    clash = select(Customer).where(Customer.id != except_id) if except_id else select(Customer)
+    if db.session.scalars(clash.where(func.lower(Customer.email) == email.lower())).first():
+        raise ValidationError(f"a customer with email {email} already exists", "email")
+    other = db.session.scalars(clash.where(func.lower(Customer.github_username) == github_username.lower())).first()
+    if other:
+        raise ValidationError(
+            f"GitHub login {github_username} is already used by {other.public_id} ({other.github_username})",
+            "github_username",
+        )
+
+
+def clean_customer(fields: Mapping[str, str]) -> dict:
+    """Typed customer fields from text; raises ValidationError on the first bad one."""
+    return {
+        "email": validation.email(fields["email"]),
+        "organization": validation.text(fields["organization"], "organization", 200, required=True),
+        "github_username": validation.github_login(fields["github_username"]),
+        "cohort": validation.text(fields.get("cohort", ""), "cohort", 50),
+        "industry": validation.text(fields.get("industry", ""), "industry", 100),
+        "team_size": validation.integer(fields.get("team_size", "1"), "team_size", minimum=1),
+    }
+
+
+def add_customer(fields: Mapping[str, str], actor: str, signup_date: dt.date | None = None,
+                 status: str = "active", user_id: int | None = None) -> Customer:
+    values = clean_customer(fields)
+    status = validation.choice(status, CUSTOMER_STATUSES, "status")
+    check_unique(values["email"], values["github_username"])
+    customer = Customer(**values, status=status, signup_date=signup_date or clock.today())
+    db.session.add(customer)
+    db.session.flush()
+    # Onboarding is one row per customer and shares its number: c1005 has o1005.
+    customer.onboarding = Onboarding(id=customer.id)
+    db.session.flush()
+    audit.created(actor, "customers", customer.public_id, user_id)
+    return customer
+
+
+def set_step(customer: Customer, step: str, value: bool, actor: str,
+             when: dt.datetime | None = None, user_id: int | None = None) -> bool:
+    """Tick or untick one onboarding step; returns whether anything changed."""
+    if step not in metrics.STEPS:
+        raise ValidationError(f"unknown step {step!r}: expected one of {', '.join(metrics.STEPS)}", "step")
+    onboarding = customer.onboarding
+    if getattr(onboarding, step) == value:
+        return False
+    when = when or clock.now()
+    changes = audit.apply_changes(onboarding, {step: value, f"{step}_at": when if value else None})
+    changes.update(refresh_completion(onboarding, customer.signup_date, clock.local_date(when)))
+    audit.record(actor, "onboarding", onboarding.public_id, changes, user_id)
+    return True
+
+
+def refresh_completion(onboarding: Onboarding, signup_date: dt.date, on: dt.date) -> dict:
+    """completed_date and days_to_complete are set once when all five steps are true, cleared otherwise."""
+    if not metrics.is_complete(onboarding.steps()):
+        return audit.apply_changes(onboarding, {"completed_date": None, "days_to_complete": None})
+    if onboarding.completed_date is not None:
+        return {}
+    return audit.apply_changes(
+        onboarding, {"completed_date": on, "days_to_complete": metrics.days_to_complete(signup_date, on)}
+    )
+
+
+def clean_counts(values: Mapping[str, str | int]) -> dict[str, int]:
+    return {count: validation.integer(values[count], count) for count in Engagement.COUNTS}
+
+
+def record_engagement(customer: Customer, counts: Mapping[str, int], actor: str,
+                      day: dt.date | None = None, user_id: int | None = None) -> Engagement:
+    """Add counts to the customer's row for the day, atomically even when two writers race."""
+    day = day or clock.today()
+    key = {"customer_id": customer.id, "date": day}
+    before = db.session.scalars(select(Engagement).filter_by(**key)).first()
+    old = {count: getattr(before, count) for count in Engagement.COUNTS} if before else dict.fromkeys(Engagement.COUNTS, 0)
+    table = Engagement.__table__
+    upsert(
+        table,
+        [{**key, **counts}],
+        key,
+        {count: (lambda excluded, c=count: table.c[c] + excluded[c]) for count in Engagement.COUNTS},
+    )
+    row = db.session.scalars(select(Engagement).filter_by(**key).execution_options(populate_existing=True)).one()
+    changes = {count: (old[count], getattr(row, count)) for count in Engagement.COUNTS if old[count] != getattr(row, count)}
+    if before is None:
+        audit.created(actor, "engagement", row.public_id, user_id)
+    audit.record(actor, "engagement", row.public_id, changes, user_id)
+    return row

@@ -1,0 +1,89 @@
+"""Plausible demo data: about 40 customers at every stage and band, with 60 days of engagement."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+
+from . import clock, health, metrics
+from .customers import service
+from .extensions import db
+from .models import Engagement, User
+
+ORGANIZATIONS = [
+    "Acme Robotics", "Bluefin Analytics", "Cobalt Health", "Driftwood Games", "Evergreen Bank", "Foxglove Labs",
+    "Granite Logistics", "Harbor Insurance", "Ironclad Security", "Juniper Retail", "Kestrel Aerospace",
+    "Lumen Energy", "Maple Learning", "Nimbus Cloud", "Orchid Biotech", "Pinecone Media", "Quartz Payments",
+    "Redwood Legal", "Sable Travel", "Tidewater Shipping", "Umbra Studios", "Vantage Realty", "Willow Foods",
+    "Xenon Devices", "Yellowtail Mobility", "Zephyr Telecom", "Atlas Manufacturing", "Beacon Nonprofit",
+    "Cedar Pharmacy", "Delta Agritech", "Ember Fintech", "Fable Publishing", "Glacier Water", "Halcyon Hotels",
+    "Indigo Fashion", "Jasper Mining", "Kinetic Sports", "Lark Music", "Meridian Consulting", "Nova Space",
+]
+INDUSTRIES = ["SaaS", "Fintech", "Healthcare", "E-commerce", "Gaming", "Logistics", "Education", "Media"]
+COHORTS = ["VIP", "Beta", "GA"]
+# (steps done, share of the last 30 days active, merge rate, PRs a day when active, status)
+PROFILES = [
+    (5, 0.8, 0.9, 2, "active"),     # champion
+    (5, 0.5, 0.7, 1, "active"),     # healthy
+    (5, 0.15, 0.4, 1, "active"),    # needs attention
+    (4, 0.3, 0.5, 1, "active"),     # initial adoption
+    (3, 0.1, 0.2, 0, "active"),     # onboarding, action installed
+    (2, 0.0, 0.0, 0, "active"),     # onboarding, account created
+    (1, 0.0, 0.0, 0, "active"),     # new signup
+    (5, 0.05, 0.2, 1, "churned"),   # churned
+]
+BLOCKERS = {2: "permissions", 3: "github_config", 4: "technical", 1: "authentication"}
+
+
+def owners() -> list[User]:
+    team = []
+    for name in ("Dana Ortiz", "Sam Lee", "Priya Nair"):
+        user = User(email=f"{name.split()[0].lower()}@example.com", name=name, role="member")
+        user.set_password(secrets.token_urlsafe(16))
+        db.session.add(user)
+        team.append(user)
+    return team
+
+
+def load(seed: int = 7) -> int:
+    rng = random.Random(seed)
+    today = clock.today()
+    team = owners()
+    for number, organization in enumerate(ORGANIZATIONS):
+        steps_done, activity, merge_rate, prs_a_day, status = PROFILES[number % len(PROFILES)]
+        login = organization.lower().replace(" ", "-")
+        signup = today - dt.timedelta(days=rng.randint(8, 28) if steps_done < 3 else rng.randint(35, 120))
+        customer = service.add_customer(
+            {"email": f"cs@{login}.example", "organization": organization, "github_username": login,
+             "cohort": COHORTS[number % 3], "industry": rng.choice(INDUSTRIES), "team_size": str(rng.randint(2, 200))},
+            actor="demo", signup_date=signup, status=status,
+        )
+        customer.owner = team[number % len(team)] if number % 5 else None
+        day = signup
+        for step in metrics.STEPS[:steps_done]:
+            when = dt.datetime.combine(day, dt.time(10), dt.timezone.utc)
+            service.set_step(customer, step, True, actor="demo", when=when)
+            day += dt.timedelta(days=rng.randint(0, 6))
+        if steps_done < 5 and number % 3:
+            customer.onboarding.blocker_type = BLOCKERS.get(steps_done, "other")
+            customer.onboarding.notes = "Waiting on the customer's GitHub admin."
+        db.session.add_all(engagement(rng, customer.id, today, signup, activity, merge_rate, prs_a_day))
+    db.session.flush()
+    for days_ago in range(60, -1, -1):
+        health.recalculate(today=today - dt.timedelta(days=days_ago))
+    db.session.commit()
+    return len(ORGANIZATIONS)
+
+
+def engagement(rng, customer_id, today, signup, activity, merge_rate, prs_a_day):
+    for days_ago in range(59, -1, -1):
+        day = today - dt.timedelta(days=days_ago)
+        if day < signup or rng.random() >= activity:
+            continue
+        issues = rng.randint(1, 3)
+        generated = min(issues, rng.randint(prs_a_day, prs_a_day + 1)) if prs_a_day else 0
+        merged = sum(rng.random() < merge_rate for _ in range(generated))
+        yield Engagement(
+            customer_id=customer_id, date=day, issues_tagged=issues, prs_generated=generated,
+            prs_merged=merged, prs_rejected=generated - merged, support_requests=int(rng.random() < 0.1),
+        )

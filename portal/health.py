@@ -1,0 +1,108 @@
+"""Health snapshots: today's score per customer, recalculated with a few set-based queries."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from sqlalchemy import Select, and_, case, func, or_, select
+
+from . import clock, metrics
+from .extensions import db
+from .models import Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
+from .sql import upsert
+
+STEP_COLUMNS = [getattr(Onboarding, step) for step in metrics.STEPS]
+
+
+def current_settings() -> HealthSettings:
+    """The newest version of the health settings, created with the SPEC defaults if none exists."""
+    settings = db.session.scalars(select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)).first()
+    if settings is None:
+        settings = HealthSettings(version=1, **vars(metrics.Weights()))
+        db.session.add(settings)
+        db.session.flush()
+    return settings
+
+
+def weights_of(settings: HealthSettings) -> metrics.Weights:
+    return metrics.Weights(**{name: getattr(settings, name) for name in metrics.Weights.__dataclass_fields__})
+
+
+def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] | None = None) -> Select:
+    """One row per customer with everything the score needs: steps, PR totals up to today, active days."""
+    first_day = metrics.window_start(today, window_days)
+    any_count = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
+    in_window = and_(Engagement.date >= first_day, any_count)
+    totals = (
+        select(
+            Engagement.customer_id,
+            func.sum(Engagement.issues_tagged).label("issues_tagged"),
+            func.sum(Engagement.prs_generated).label("prs_generated"),
+            func.sum(Engagement.prs_merged).label("prs_merged"),
+            func.sum(case((in_window, 1), else_=0)).label("days_active"),
+        )
+        .where(Engagement.date <= today)
+        .group_by(Engagement.customer_id)
+    )
+    ids = list(customer_ids) if customer_ids is not None else None
+    if ids is not None:
+        totals = totals.where(Engagement.customer_id.in_(ids))
+    totals = totals.subquery()
+    query = (
+        select(
+            Customer.id,
+            Customer.status,
+            *STEP_COLUMNS,
+            *(func.coalesce(totals.c[name], 0).label(name)
+              for name in ("issues_tagged", "prs_generated", "prs_merged", "days_active")),
+        )
+        .select_from(Customer)
+        .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
+        .outerjoin(totals, totals.c.customer_id == Customer.id)
+        .order_by(Customer.id)
+    )
+    return query.where(Customer.id.in_(ids)) if ids is not None else query
+
+
+def steps_of(row) -> dict[str, bool]:
+    return {step: bool(getattr(row, step)) for step in metrics.STEPS}
+
+
+def assess(row, weights: metrics.Weights) -> tuple[metrics.Health, dict[str, bool]]:
+    steps = steps_of(row)
+    result = metrics.health(sum(steps.values()), int(row.days_active), int(row.prs_generated), int(row.prs_merged), weights)
+    return result, steps
+
+
+def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None) -> int:
+    """Upsert today's health_scores row for the given customers (all when None); returns how many."""
+    today = today or clock.today()
+    settings = current_settings()
+    weights = weights_of(settings)
+    calculated_at = utcnow()
+    rows = []
+    for row in db.session.execute(inputs_query(today, weights.window_days, customer_ids)):
+        result, steps = assess(row, weights)
+        rows.append(
+            {
+                "customer_id": row.id,
+                "date": today,
+                "score": result.score,
+                "status": result.status,
+                "stage": metrics.lifecycle_stage(steps, row.status),
+                "onboarding_component": result.onboarding,
+                "activity_component": result.activity,
+                "success_component": result.success,
+                "volume_component": result.volume,
+                "onboarding_percent": metrics.onboarding_percent(sum(steps.values())),
+                "days_active": int(row.days_active),
+                "success_rate": metrics.success_rate(int(row.prs_merged), int(row.prs_generated)),
+                "prs_generated": int(row.prs_generated),
+                "prs_merged": int(row.prs_merged),
+                "settings_version": settings.version,
+                "calculated_at": calculated_at,
+            }
+        )
+    keys = ("customer_id", "date")
+    upsert(HealthScore.__table__, rows, keys, [name for name in rows[0] if name not in keys] if rows else [])
+    return len(rows)

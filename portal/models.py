@@ -1,0 +1,345 @@
+"""The schema: SPEC section 2, with its rules held by the database as well as by the code."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
+    String, Text, UniqueConstraint, func, types,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .metrics import BLOCKER_TYPES, STAGES, STATUSES as HEALTH_STATUSES, STEPS
+
+ROLES = ("admin", "member", "viewer")
+CUSTOMER_STATUSES = ("active", "paused", "churned")
+EVENT_SOURCES = ("github", "action", "landing", "email_provider", "manual")
+EVENT_OUTCOMES = ("processed", "unmatched", "ignored", "failed")
+EMAIL_CHANNELS = ("convertkit", "smtp")
+EMAIL_STATUSES = ("queued", "sent", "delivered", "opened", "clicked", "bounced", "dropped", "failed")
+FEEDBACK_SOURCES = ("survey", "call", "email", "support")
+INTERVENTION_KINDS = ("note", "call", "email", "task")
+INTERVENTION_STATUSES = ("open", "done", "snoozed", "cancelled")
+INTERVENTION_TRIGGERS = ("person", "rule")
+PUBLIC_ID_OFFSET = 1000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(types.TypeDecorator):
+    """Aware UTC datetimes on every database (SQLite drops the offset on its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        return value.astimezone(dt.timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+
+def format_id(prefix: str, key: int) -> str:
+    return f"{prefix}{key + PUBLIC_ID_OFFSET}"
+
+
+def parse_id(prefix: str, public_id: str) -> int | None:
+    """The integer key behind a public id such as c1001, or None when it is not one."""
+    text = public_id.strip().lower()
+    digits = text[len(prefix):]
+    if not text.startswith(prefix) or not digits.isdigit():
+        return None
+    number = int(digits) - PUBLIC_ID_OFFSET
+    return number if number > 0 else None
+
+
+class PublicId:
+    """Short human ids (c1001, o1001, e1001) derived from the integer key."""
+
+    PREFIX = ""
+    id: Mapped[int]
+
+    @property
+    def public_id(self) -> str:
+        return format_id(self.PREFIX, self.id)
+
+    @classmethod
+    def key_of(cls, public_id: str) -> int | None:
+        return parse_id(cls.PREFIX, public_id)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+
+class Customer(PublicId, db.Model):
+    __tablename__ = "customers"
+    PREFIX = "c"
+    __table_args__ = (
+        CheckConstraint("team_size >= 1", name="team_size_positive"),
+        CheckConstraint(one_of("status", CUSTOMER_STATUSES), name="status"),
+        Index("uq_customers_github_login", func.lower("github_username"), unique=True),
+        Index("ix_customers_status_cohort", "status", "cohort"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    organization: Mapped[str] = mapped_column(String(200))
+    github_username: Mapped[str] = mapped_column(String(100))
+    signup_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    cohort: Mapped[str] = mapped_column(String(50), default="")
+    industry: Mapped[str] = mapped_column(String(100), default="")
+    team_size: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    onboarding: Mapped[Onboarding] = relationship(back_populates="customer", uselist=False)
+
+
+class Onboarding(PublicId, db.Model):
+    __tablename__ = "onboarding"
+    PREFIX = "o"
+    __table_args__ = (
+        CheckConstraint(one_of("blocker_type", BLOCKER_TYPES), name="blocker_type"),
+        CheckConstraint("days_to_complete >= 0", name="days_to_complete_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), unique=True)
+    welcome_email_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    welcome_email_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    account_created: Mapped[bool] = mapped_column(Boolean, default=False)
+    account_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    github_action_installed: Mapped[bool] = mapped_column(Boolean, default=False)
+    github_action_installed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_issue_tagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_issue_tagged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_pr_generated: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_pr_generated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_date: Mapped[dt.date | None] = mapped_column(Date)
+    days_to_complete: Mapped[int | None] = mapped_column(Integer)
+    blocker_type: Mapped[str] = mapped_column(String(20), default="none")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="onboarding")
+
+    def steps(self) -> dict[str, bool]:
+        return {step: getattr(self, step) for step in STEPS}
+
+
+class Engagement(PublicId, db.Model):
+    __tablename__ = "engagement"
+    PREFIX = "e"
+    COUNTS = ("issues_tagged", "prs_generated", "prs_merged", "prs_rejected", "support_requests")
+    __table_args__ = (
+        UniqueConstraint("customer_id", "date", name="uq_engagement_customer_date"),
+        *(CheckConstraint(f"{count} >= 0", name=f"{count}_positive") for count in COUNTS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    date: Mapped[dt.date] = mapped_column(Date, index=True)
+    issues_tagged: Mapped[int] = mapped_column(Integer, default=0)
+    prs_generated: Mapped[int] = mapped_column(Integer, default=0)
+    prs_merged: Mapped[int] = mapped_column(Integer, default=0)
+    prs_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    support_requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_events_source_delivery"),
+        CheckConstraint(one_of("source", EVENT_SOURCES), name="source"),
+        CheckConstraint(one_of("outcome", EVENT_OUTCOMES), name="outcome"),
+        Index("ix_events_outcome_received", "outcome", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    delivery_id: Mapped[str] = mapped_column(String(120))
+    event_type: Mapped[str] = mapped_column(String(80))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16), default="processed")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class HealthSettings(db.Model):
+    """Weights, bands and window; a change adds a version so history stays explainable."""
+
+    __tablename__ = "health_settings"
+    __table_args__ = (
+        CheckConstraint("window_days >= 1", name="window_positive"),
+        CheckConstraint(
+            "champion_min > healthy_min AND healthy_min > needs_attention_min AND needs_attention_min > 0",
+            name="bands_ordered",
+        ),
+    )
+
+    version: Mapped[int] = mapped_column(primary_key=True)
+    onboarding_weight: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("30"))
+    activity_per_day: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("5"))
+    activity_max: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("30"))
+    success_weight: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("0.25"))
+    volume_per_pr: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("2"))
+    volume_max: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("15"))
+    champion_min: Mapped[int] = mapped_column(Integer, default=85)
+    healthy_min: Mapped[int] = mapped_column(Integer, default=70)
+    needs_attention_min: Mapped[int] = mapped_column(Integer, default=50)
+    window_days: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120), default="system")
+
+
+class HealthScore(db.Model):
+    __tablename__ = "health_scores"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "date", name="uq_health_scores_customer_date"),
+        CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),
+        CheckConstraint(one_of("status", HEALTH_STATUSES), name="status"),
+        CheckConstraint(one_of("stage", STAGES), name="stage"),
+        Index("ix_health_scores_date_status", "date", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    score: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[str] = mapped_column(String(20))
+    onboarding_component: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    activity_component: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    success_component: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    volume_component: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    onboarding_percent: Mapped[int] = mapped_column(Integer)
+    days_active: Mapped[int] = mapped_column(Integer)
+    success_rate: Mapped[int] = mapped_column(Integer)
+    prs_generated: Mapped[int] = mapped_column(Integer)
+    prs_merged: Mapped[int] = mapped_column(Integer)
+    settings_version: Mapped[int] = mapped_column(ForeignKey("health_settings.version"))
+    calculated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailNotification(db.Model):
+    __tablename__ = "email_notifications"
+    __table_args__ = (
+        CheckConstraint(one_of("status", EMAIL_STATUSES), name="status"),
+        CheckConstraint(f"channel IS NULL OR {one_of('channel', EMAIL_CHANNELS)}", name="channel"),
+        CheckConstraint("attempts >= 0", name="attempts_positive"),
+        Index("ix_email_notifications_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    channel: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Feedback(db.Model):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
+        CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
+        CheckConstraint(one_of("source", FEEDBACK_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    nps: Mapped[int | None] = mapped_column(Integer)
+    csat: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    feature_request: Mapped[str] = mapped_column(Text, default="")
+    bug_report: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="call")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Intervention(db.Model):
+    __tablename__ = "interventions"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", INTERVENTION_KINDS), name="kind"),
+        CheckConstraint(one_of("status", INTERVENTION_STATUSES), name="status"),
+        CheckConstraint(one_of("trigger", INTERVENTION_TRIGGERS), name="trigger"),
+        Index("ix_interventions_assignee_status", "assignee_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    trigger: Mapped[str] = mapped_column(String(10), default="person")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditLog(db.Model):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_record", "table_name", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    table_name: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str] = mapped_column(String(60))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

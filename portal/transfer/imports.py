@@ -1,0 +1,316 @@
+"""All-or-nothing CSV import: every line is checked first, then everything is written at once.
+
+Rows are keyed by id (customers without an id by email, engagement without an id by customer and
+day), so importing the same file twice changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+from sqlalchemy import bindparam, insert, select, update
+
+from .. import audit, clock, health, metrics, validation
+from ..customers import service as customers
+from ..extensions import db
+from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, format_id, parse_id
+from ..sql import sync_sequences
+from ..validation import ValidationError
+from .csvformat import HEADERS, IMPORTABLE, ImportRejected, LineError, read
+
+COUNTS = Engagement.COUNTS
+
+
+@dataclass
+class ImportResult:
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    customer_ids: set[int] = field(default_factory=set)
+
+    def count(self, name: str, outcome: str) -> None:
+        bucket = getattr(self, outcome)
+        bucket[name] = bucket.get(name, 0) + 1
+
+    def summary(self) -> str:
+        names = [name for name in IMPORTABLE if name in self.created or name in self.updated or name in self.unchanged]
+        return "; ".join(
+            f"{name}: {self.created.get(name, 0)} created, {self.updated.get(name, 0)} updated, "
+            f"{self.unchanged.get(name, 0)} unchanged"
+            for name in names
+        ) or "nothing to import"
+
+
+class Batch:
+    """One import: the files' rows are checked against the database and each other, then applied."""
+
+    def __init__(self, actor: str):
+        self.actor = actor
+        self.errors: list[LineError] = []
+        self.result = ImportResult()
+        self.today = clock.today()
+        self.customers = {
+            row.id: row for row in db.session.execute(select(Customer.id, Customer.email, Customer.github_username))
+        }
+        self.new_customer_ids: set[int] = set()
+
+    def error(self, name: str, line: int, column: str, reason: str) -> None:
+        self.errors.append(LineError(line, column, reason, name))
+
+    def check(self, name: str, line: int, column: str, parse: Callable, *args):
+        try:
+            return parse(*args)
+        except ValidationError as problem:
+            self.error(name, line, problem.field or column, str(problem))
+            return None
+
+    def customer_key(self, name: str, line: int, text: str) -> int | None:
+        key = parse_id("c", text)
+        if key is None:
+            self.error(name, line, "customer_id", f"invalid customer id {text!r}")
+        elif key not in self.customers and key not in self.new_customer_ids:
+            self.error(name, line, "customer_id", f"unknown customer {text.strip()}")
+            return None
+        return key
+
+    # customers.csv -----------------------------------------------------------------------------
+
+    def customers_file(self, name: str, stream: IO[str]) -> list:
+        planned, seen_ids, seen_emails, seen_logins = [], {}, {}, {}
+        by_email = {row.email.lower(): row.id for row in self.customers.values()}
+        by_login = {row.github_username.lower(): row.id for row in self.customers.values()}
+        for line, cells in read(name, stream, self.errors):
+            raw = dict(zip(HEADERS[name], cells))
+            before = len(self.errors)
+            try:
+                values = customers.clean_customer(raw)
+            except ValidationError:
+                values = {}
+                for column, parse in (("email", validation.email), ("github_username", validation.github_login)):
+                    self.check(name, line, column, parse, raw[column])
+                self.check(name, line, "organization", validation.text, raw["organization"], "organization", 200, True)
+                self.check(name, line, "team_size", validation.integer, raw["team_size"], "team_size", 1)
+            signup = self.check(name, line, "signup_date", validation.iso_date, raw["signup_date"], "signup_date")
+            status = self.check(name, line, "status", validation.choice, raw["status"] or "active", CUSTOMER_STATUSES, "status")
+            key = None
+            if raw["id"].strip():
+                key = parse_id("c", raw["id"])
+                if key is None:
+                    self.error(name, line, "id", f"invalid customer id {raw['id']!r}")
+            if len(self.errors) > before:
+                continue
+            key = key or by_email.get(values["email"])
+            email, login = values["email"], values["github_username"].lower()
+            for seen, value, column in ((seen_ids, key, "id"), (seen_emails, email, "email"), (seen_logins, login, "github_username")):
+                if value is not None and value in seen:
+                    self.error(name, line, column, f"duplicate of line {seen[value]}")
+                seen.setdefault(value, line)
+            for index, value, column in ((by_email, email, "email"), (by_login, login, "github_username")):
+                owner = index.get(value)
+                if owner is not None and owner != key:
+                    self.error(name, line, column, f"{values[column]} already belongs to {format_id('c', owner)}")
+            if len(self.errors) == before:
+                planned.append((key, {**values, "signup_date": signup, "status": status}))
+                if key is not None and key not in self.customers:
+                    self.new_customer_ids.add(key)
+        return planned
+
+    def apply_customers(self, name: str, planned: list) -> None:
+        # Rows with their own id first, so PostgreSQL's sequence can be moved past them before the rest.
+        planned = sorted(planned, key=lambda item: item[0] is None)
+        for key, values in planned:
+            if key is None:
+                sync_sequences(Customer.__table__)
+            customer = db.session.get(Customer, key) if key is not None and key in self.customers else None
+            if customer is None:
+                customer = Customer(id=key, **values)
+                db.session.add(customer)
+                db.session.flush()
+                customer.onboarding = Onboarding(id=customer.id)
+                audit.created(self.actor, "customers", customer.public_id)
+                self.result.count(name, "created")
+            else:
+                changes = audit.apply_changes(customer, values)
+                audit.record(self.actor, "customers", customer.public_id, changes)
+                self.result.count(name, "updated" if changes else "unchanged")
+            self.result.customer_ids.add(customer.id)
+        db.session.flush()
+        sync_sequences(Customer.__table__)
+
+    # onboarding.csv ----------------------------------------------------------------------------
+
+    def onboarding_file(self, name: str, stream: IO[str]) -> list:
+        planned, seen = [], {}
+        for line, cells in read(name, stream, self.errors):
+            raw = dict(zip(HEADERS[name], cells))
+            before = len(self.errors)
+            customer_key = self.customer_key(name, line, raw["customer_id"])
+            if raw["id"].strip() and customer_key is not None and parse_id("o", raw["id"]) != customer_key:
+                self.error(name, line, "id", f"{raw['id'].strip()} is not the onboarding of {raw['customer_id'].strip()} "
+                           f"(that is {format_id('o', customer_key)})")
+            steps = {step: self.check(name, line, step, validation.boolean, raw[step], step) for step in metrics.STEPS}
+            completed = days = None
+            if raw["completed_date"].strip():
+                completed = self.check(name, line, "completed_date", validation.iso_date, raw["completed_date"], "completed_date")
+            if raw["days_to_complete"].strip():
+                days = self.check(name, line, "days_to_complete", validation.integer, raw["days_to_complete"], "days_to_complete")
+            blocker = self.check(name, line, "blocker_type", validation.choice, raw["blocker_type"] or "none",
+                                 metrics.BLOCKER_TYPES, "blocker_type")
+            if customer_key in seen:
+                self.error(name, line, "customer_id", f"duplicate of line {seen[customer_key]}")
+            seen.setdefault(customer_key, line)
+            if len(self.errors) == before:
+                planned.append((customer_key, steps, completed, days, blocker, raw["notes"]))
+        return planned
+
+    def apply_onboarding(self, name: str, planned: list) -> None:
+        now = clock.now()
+        for customer_key, steps, completed, days, blocker, notes in planned:
+            customer = db.session.get(Customer, customer_key)
+            onboarding = customer.onboarding
+            values = {"blocker_type": blocker, "notes": notes, **steps}
+            for step, done in steps.items():
+                if done != getattr(onboarding, step):
+                    values[f"{step}_at"] = now if done else None
+            if metrics.is_complete(steps):
+                completed = completed or onboarding.completed_date or self.today
+                values["completed_date"] = completed
+                values["days_to_complete"] = days if days is not None else metrics.days_to_complete(customer.signup_date, completed)
+            else:
+                values["completed_date"] = values["days_to_complete"] = None
+            changes = audit.apply_changes(onboarding, values)
+            audit.record(self.actor, "onboarding", onboarding.public_id, changes)
+            self.result.count(name, "updated" if changes else "unchanged")
+            self.result.customer_ids.add(customer_key)
+
+    # engagement.csv ----------------------------------------------------------------------------
+
+    def engagement_file(self, name: str, stream: IO[str]) -> list:
+        """The hot path of large imports: plain loops, no per-row queries."""
+        rows, seen_ids, seen_days = [], {}, {}
+        error, customer_key = self.error, self.customer_key
+        for line, (row_id, customer_text, day_text, *count_texts) in read(name, stream, self.errors):
+            before = len(self.errors)
+            key = None
+            if row_id:
+                key = parse_id("e", row_id)
+                if key is None:
+                    error(name, line, "id", f"invalid engagement id {row_id!r}")
+                elif key in seen_ids:
+                    error(name, line, "id", f"duplicate of line {seen_ids[key]}")
+                else:
+                    seen_ids[key] = line
+            customer = customer_key(name, line, customer_text)
+            try:
+                day = dt.date.fromisoformat(day_text)
+            except ValueError:
+                day = None
+                error(name, line, "date", f"date must be a date as YYYY-MM-DD, not {day_text!r}")
+            counts = []
+            for column, text in zip(COUNTS, count_texts):
+                if text.isascii() and text.isdigit():
+                    counts.append(int(text))
+                else:
+                    self.check(name, line, column, validation.integer, text, column)
+            if len(self.errors) > before:
+                continue
+            if (customer, day) in seen_days:
+                error(name, line, "date", f"{customer_text.strip()} on {day} is also on line {seen_days[customer, day]}")
+                continue
+            seen_days[customer, day] = line
+            rows.append((line, key, customer, day, counts))
+        if rows:
+            self.check_engagement_against_database(name, rows)
+        return rows
+
+    def check_engagement_against_database(self, name: str, rows: list) -> None:
+        """Resolve each row to an existing id or a new one; a clash with another row is a line error."""
+        days = [row[3] for row in rows]
+        existing = db.session.execute(
+            select(Engagement.id, Engagement.customer_id, Engagement.date, *(getattr(Engagement, c) for c in COUNTS))
+            .where(Engagement.date.between(min(days), max(days)))
+        ).all()
+        self.engagement_by_id = {row.id: row for row in existing}
+        self.engagement_by_day = {(row.customer_id, row.date): row for row in existing}
+        wanted = {row[1] for row in rows if row[1] is not None} - self.engagement_by_id.keys()
+        if wanted:  # ids outside the file's date range
+            for row in db.session.execute(
+                select(Engagement.id, Engagement.customer_id, Engagement.date).where(Engagement.id.in_(wanted))
+            ):
+                self.engagement_by_id[row.id] = row
+        for line, key, customer, day, _ in rows:
+            by_id = self.engagement_by_id.get(key) if key is not None else None
+            by_day = self.engagement_by_day.get((customer, day))
+            if by_id is not None and (by_id.customer_id, by_id.date) != (customer, day):
+                self.error(name, line, "id", f"{format_id('e', key)} is {format_id('c', by_id.customer_id)} on {by_id.date} "
+                           "in the portal")
+            elif by_id is None and key is not None and by_day is not None:
+                self.error(name, line, "date", f"{format_id('c', customer)} already has {format_id('e', by_day.id)} "
+                           f"on {day}")
+
+    def apply_engagement(self, name: str, rows: list) -> None:
+        inserts_with_id, inserts, updates = [], [], []
+        for _, key, customer, day, counts in rows:
+            existing = self.engagement_by_day.get((customer, day))
+            values = dict(zip(COUNTS, counts))
+            if existing is None:
+                target = inserts_with_id if key is not None else inserts
+                target.append({"id": key, "customer_id": customer, "date": day, **values} if key is not None
+                              else {"customer_id": customer, "date": day, **values})
+                self.result.customer_ids.add(customer)
+                continue
+            changes = {c: (getattr(existing, c), values[c]) for c in COUNTS if getattr(existing, c) != values[c]}
+            if changes:
+                updates.append({"key": existing.id, **values})
+                audit.record(self.actor, "engagement", format_id("e", existing.id), changes)
+                self.result.customer_ids.add(customer)
+            self.result.count(name, "updated" if changes else "unchanged")
+        table = Engagement.__table__
+        for batch in (inserts_with_id, inserts):
+            if batch:
+                db.session.execute(insert(table), batch)
+                sync_sequences(table)
+        if updates:
+            db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
+        created = len(inserts_with_id) + len(inserts)
+        if created:
+            self.result.created[name] = created
+            audit.record(self.actor, "engagement", name, {"rows_created": (None, created)})
+
+
+READERS = {"customers.csv": "customers_file", "onboarding.csv": "onboarding_file", "engagement.csv": "engagement_file"}
+APPLIERS = {"customers.csv": "apply_customers", "onboarding.csv": "apply_onboarding", "engagement.csv": "apply_engagement"}
+
+
+def import_files(files: dict[str, IO[str]], actor: str = "import") -> ImportResult:
+    """Check every file, then apply them all in the caller's transaction; raise ImportRejected on any bad line."""
+    unknown = [name for name in files if name not in IMPORTABLE and name != "combined_metrics.csv"]
+    if unknown:
+        raise ImportRejected([LineError(0, "", f"not one of {', '.join(IMPORTABLE)}", name) for name in unknown])
+    batch = Batch(actor)
+    planned = {name: getattr(batch, READERS[name])(name, files[name]) for name in IMPORTABLE if name in files}
+    if batch.errors:
+        raise ImportRejected(batch.errors)
+    for name, rows in planned.items():
+        getattr(batch, APPLIERS[name])(name, rows)
+    db.session.flush()
+    if batch.result.customer_ids:
+        many = len(batch.result.customer_ids) > 500
+        health.recalculate(None if many else batch.result.customer_ids, batch.today)
+    return batch.result
+
+
+def import_path(path: str | Path, actor: str = "import") -> ImportResult:
+    """An export zip, or one of customers.csv, onboarding.csv, engagement.csv."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if not name.endswith("/")]
+            files = {Path(name).name: io.TextIOWrapper(archive.open(name), encoding="utf-8-sig", newline="") for name in names}
+            return import_files(files, actor)
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        return import_files({path.name: stream}, actor)

@@ -1,0 +1,76 @@
+"""Parsing and checking of values typed by people or read from files; pure, no Flask."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+WHOLE_NUMBER = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+
+
+class ValidationError(ValueError):
+    """A value a person or a file gave that the portal cannot accept; the message says why."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def email(value: str, field: str = "email") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise ValidationError(f"invalid email {value!r}: {error}", field) from None
+
+
+def text(value: str, field: str, max_length: int, required: bool = False) -> str:
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(f"{field} is required", field)
+    if len(value) > max_length:
+        raise ValidationError(f"{field} is longer than {max_length} characters", field)
+    return value
+
+
+def github_login(value: str, field: str = "github_username") -> str:
+    value = value.strip()
+    if not GITHUB_LOGIN.match(value):
+        raise ValidationError(
+            f"invalid GitHub login {value!r}: 1-39 letters, digits or hyphens, not starting with a hyphen", field
+        )
+    return value
+
+
+def integer(value: str | int, field: str, minimum: int = 0) -> int:
+    if isinstance(value, str):
+        if not WHOLE_NUMBER.match(value):
+            raise ValidationError(f"{field} must be a whole number, not {value!r}", field)
+        value = int(value)
+    if value < minimum:
+        raise ValidationError(f"{field} must be at least {minimum}, not {value}", field)
+    return value
+
+
+def boolean(value: str, field: str) -> bool:
+    cleaned = value.strip().lower()
+    if cleaned == "true":
+        return True
+    if cleaned == "false":
+        return False
+    raise ValidationError(f"{field} must be true or false, not {value!r}", field)
+
+
+def iso_date(value: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"{field} must be a date as YYYY-MM-DD, not {value!r}", field) from None
+
+
+def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
+    cleaned = value.strip().lower()
+    if cleaned not in allowed:
+        raise ValidationError(f"{field} must be one of {', '.join(allowed)}, not {value!r}", field)
+    return cleaned

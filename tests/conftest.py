@@ -1,0 +1,151 @@
+"""Fixtures in the manner of flaskr's: app, client, runner, a clean database per test, seed data.
+
+The suite runs on SQLite by default and on PostgreSQL when TEST_POSTGRES_URL names a server
+(for example postgresql+psycopg://postgres@127.0.0.1:5432/postgres): a throwaway database is
+created there for the session and dropped at its end.
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from portal import create_app
+from portal.extensions import db
+from portal.models import User
+
+POSTGRES = os.environ.get("TEST_POSTGRES_URL")
+
+
+class Databases:
+    """Creates empty databases for the session and removes them at its end."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.created: list[str] = []
+
+    def new(self) -> str:
+        if not POSTGRES:
+            return f"sqlite:///{self.tmp_path_factory.mktemp('db') / 'portal.db'}"
+        name = f"portal_test_{uuid.uuid4().hex[:12]}"
+        server = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+        with server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        server.dispose()
+        self.created.append(name)
+        return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        server = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+        with server.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory):
+    pool = Databases(tmp_path_factory)
+    yield pool
+    pool.drop_all()
+
+
+def make_app(database_url: str, **extra):
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SCHEDULER_ENABLED": False,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def database_url(databases):
+    url = databases.new()
+    app = make_app(url)
+    with app.app_context():
+        upgrade()
+    return url
+
+
+def clean(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def app(database_url):
+    app = make_app(database_url)
+    yield app
+    clean(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def add_user(email="admin@example.com", name="Ada Admin", role="admin", password="correct horse battery"):
+    user = User(email=email, name=name, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client, path="/login") -> str:
+    match = CSRF.search(client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1) or match.group(2)
+
+
+class Auth:
+    def __init__(self, app, client):
+        self.app, self.client = app, client
+
+    def login(self, role="admin", password="correct horse battery"):
+        email = f"{role}@example.com"
+        with self.app.app_context():
+            if not db.session.scalars(db.select(User).filter_by(email=email)).first():
+                add_user(email=email, name=f"{role.title()} User", role=role, password=password)
+        token = csrf_token(self.client)
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def auth(app, client):
+    return Auth(app, client)
