@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
@@ -55,6 +55,7 @@ def users_create(email: str, name: str, role: str) -> None:
 
 
 @click.command("demo-data")
+@with_appcontext
 def demo_data() -> None:
     """Fill an empty database with about 40 plausible customers and 60 days of engagement."""
     if db.session.scalar(select(func.count(Customer.id))):
@@ -64,6 +65,7 @@ def demo_data() -> None:
 
 
 @click.command("setup")
+@with_appcontext
 @click.option("--demo/--no-demo", "with_demo", default=False, help="Load demo data into an empty database.")
 @click.option("--admin-email", default="admin@example.com", show_default=True)
 def setup(with_demo: bool, admin_email: str) -> None:

@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from portal import create_app
+from portal import create_app, health
 from portal.extensions import db
 from portal.models import User
 
@@ -75,6 +75,7 @@ def database_url(databases):
     app = make_app(url)
     with app.app_context():
         upgrade()
+        db.engine.dispose()
     return url
 
 
@@ -88,6 +89,9 @@ def clean(app) -> None:
             else:
                 for table in tables:
                     connection.execute(text(f"DELETE FROM {table}"))
+        # Leave the database as a fresh upgrade does: with the default health settings.
+        health.current_settings()
+        db.session.commit()
 
 
 @pytest.fixture

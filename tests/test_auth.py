@@ -1,0 +1,85 @@
+"""Sign-in: every page behind it, CSRF on the form, local redirects only."""
+import pytest
+
+from portal.auth import local_path
+
+from .conftest import add_user, csrf_token
+
+
+def test_pages_need_a_signed_in_user(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+def test_sign_in_and_out(client, auth):
+    assert auth.login().headers["Location"] == "/"
+    page = client.get("/").get_data(as_text=True)
+    assert "Dashboard" in page and "Admin User" in page
+    token = csrf_token(client, "/")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_shows_an_error(app, client):
+    with app.app_context():
+        add_user()
+    token = csrf_token(client)
+    response = client.post("/login", data={"email": "admin@example.com", "password": "nope", "csrf_token": token})
+    assert response.status_code == 200 and "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_deactivated_users_cannot_sign_in(app, client):
+    with app.app_context():
+        user = add_user()
+        user.active = False
+        from portal.extensions import db
+        db.session.commit()
+    token = csrf_token(client)
+    response = client.post("/login", data={"email": "admin@example.com", "password": "correct horse battery",
+                                           "csrf_token": token})
+    assert "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_login_form_needs_the_csrf_token(app, client):
+    with app.app_context():
+        add_user()
+    response = client.post("/login", data={"email": "admin@example.com", "password": "correct horse battery"})
+    assert response.status_code == 400
+
+
+def test_form_errors_are_shown_by_the_field(client):
+    token = csrf_token(client)
+    page = client.post("/login", data={"email": "not-an-email", "password": "", "csrf_token": token})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Invalid email address." in text and "This field is required." in text
+
+
+def test_next_is_followed_only_when_local(app, client):
+    with app.app_context():
+        add_user()
+    token = csrf_token(client)
+    response = client.post("/login?next=//evil.example/x", data={"email": "admin@example.com",
+                                                                 "password": "correct horse battery", "csrf_token": token})
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [("/customers?page=2", "/customers?page=2"), ("https://evil.example/", None), ("//evil.example", None),
+     ("/\\evil.example", None), ("javascript:alert(1)", None), ("", None), (None, None)],
+)
+def test_local_path(target, expected):
+    assert local_path(target) == expected
+
+
+def test_security_headers(client):
+    headers = client.get("/login").headers
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_errors_answer_json_to_api_clients(client):
+    response = client.get("/no-such-page", headers={"Accept": "application/json"})
+    assert response.status_code == 404 and response.get_json()["error"] == "Not Found"
+    assert "404" in client.get("/no-such-page").get_data(as_text=True)

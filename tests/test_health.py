@@ -1,0 +1,119 @@
+"""Health snapshots: the right numbers, one row per customer per day, and set-based queries."""
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from decimal import Decimal
+
+from sqlalchemy import event, select
+
+from portal import health
+from portal.customers import service
+from portal.extensions import db
+from portal.metrics import STEPS
+from portal.models import Customer, Engagement, HealthScore, HealthSettings
+
+TODAY = dt.date(2026, 6, 30)
+
+
+def make_customer(number: int, steps_done: int = 0, status: str = "active") -> Customer:
+    customer = service.add_customer(
+        {"email": f"c{number}@example.com", "organization": f"Org {number}", "github_username": f"org-{number}",
+         "team_size": "3"}, actor="test", signup_date=TODAY - dt.timedelta(days=40), status=status)
+    for step in STEPS[:steps_done]:
+        service.set_step(customer, step, True, actor="test")
+    return customer
+
+
+def engagement(customer: Customer, days_ago: int, issues=1, generated=0, merged=0, rejected=0, support=0):
+    db.session.add(Engagement(customer_id=customer.id, date=TODAY - dt.timedelta(days=days_ago), issues_tagged=issues,
+                              prs_generated=generated, prs_merged=merged, prs_rejected=rejected, support_requests=support))
+
+
+@contextmanager
+def counting_queries():
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def score_of(customer: Customer) -> HealthScore:
+    return db.session.scalars(select(HealthScore).filter_by(customer_id=customer.id, date=TODAY)).one()
+
+
+def test_snapshot_holds_the_score_its_components_and_inputs(ctx):
+    customer = make_customer(1, steps_done=4)
+    engagement(customer, 0, generated=3, merged=2, rejected=1)
+    engagement(customer, 29, generated=1, merged=0)          # first day of the window
+    engagement(customer, 30, generated=4, merged=4)          # outside the window: counts for PR totals only
+    engagement(customer, 5, issues=0, generated=0)           # all zero: not an active day
+    engagement(customer, -1, generated=10, merged=10)        # tomorrow: not counted yet
+    db.session.commit()
+    assert health.recalculate(today=TODAY) == 1
+    score = score_of(customer)
+    # onboarding 80% -> 24; 2 active days -> 10; 6/8 = 75% -> 18.75; 8 PRs -> 15 (cap)
+    assert (score.onboarding_percent, score.days_active, score.success_rate, score.prs_generated) == (80, 2, 75, 8)
+    assert score.onboarding_component == Decimal("24") and score.success_component == Decimal("18.75")
+    assert (score.score, score.status, score.stage, score.settings_version) == (67, "needs_attention", "initial_adoption", 1)
+
+
+def test_recalculating_twice_a_day_updates_the_one_row(ctx):
+    customer = make_customer(1)
+    health.recalculate(today=TODAY)
+    service.set_step(customer, "account_created", True, actor="test")
+    health.recalculate(today=TODAY)
+    db.session.commit()
+    assert db.session.scalars(select(HealthScore)).one().stage == "onboarding"
+
+
+def test_churned_customers_are_in_stage_churned(ctx):
+    customer = make_customer(1, steps_done=5, status="churned")
+    health.recalculate(today=TODAY)
+    assert score_of(customer).stage == "churned"
+
+
+def test_one_customer_or_some(ctx):
+    first, second = make_customer(1), make_customer(2)
+    assert health.recalculate([second.id], today=TODAY) == 1
+    assert db.session.scalars(select(HealthScore.customer_id)).all() == [second.id]
+    assert first.id not in db.session.scalars(select(HealthScore.customer_id)).all()
+
+
+def test_recalculating_everyone_costs_the_same_queries_for_5_or_60_customers(ctx):
+    def queries_for_everyone():
+        with counting_queries() as statements:
+            health.recalculate(today=TODAY)
+        return len(statements)
+
+    for number in range(5):
+        make_customer(number, steps_done=number % 6)
+    db.session.commit()
+    few = queries_for_everyone()
+    for number in range(5, 60):
+        customer = make_customer(number, steps_done=number % 6)
+        engagement(customer, number % 30, generated=2, merged=1)
+    db.session.commit()
+    many = queries_for_everyone()
+    assert many == few <= 3, (many, few)
+
+
+def test_settings_are_versioned_and_recorded(ctx):
+    customer = make_customer(1, steps_done=5)
+    db.session.add(HealthSettings(version=2, onboarding_weight=Decimal("40"), created_by="test"))
+    db.session.flush()
+    health.recalculate(today=TODAY)
+    score = score_of(customer)
+    assert (score.score, score.settings_version) == (40, 2)
+
+
+def test_default_settings_are_created_when_missing(ctx):
+    db.session.execute(HealthSettings.__table__.delete())
+    settings = health.current_settings()
+    assert (settings.version, settings.window_days, settings.success_weight) == (1, 30, Decimal("0.25"))
