@@ -29,8 +29,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     htmx.init_app(app)
 
-    from . import auth, commands, dashboard, errors, security
+    from . import auth, commands, dashboard, errors, metrics, security
 
+    app.add_template_filter(metrics.label)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     errors.init_app(app)

@@ -16,6 +16,8 @@ STEPS = (
     "first_issue_tagged",
     "first_pr_generated",
 )
+# How people read the values above.
+WORDS = {"github": "GitHub", "pr": "PR", "prs": "PRs"}
 BLOCKER_TYPES = ("none", "github_config", "permissions", "authentication", "billing", "technical", "other")
 STATUSES = ("champion", "healthy", "needs_attention", "at_risk")
 STAGES = ("new_signup", "onboarding", "initial_adoption", "regular_usage", "churned")
@@ -45,6 +47,12 @@ class Health:
     activity: Decimal
     success: Decimal
     volume: Decimal
+
+
+def label(value: str) -> str:
+    """first_pr_generated -> First PR generated; github_config -> GitHub config."""
+    words = [WORDS.get(word, word) for word in value.split("_")]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:] if words else value
 
 
 def truncate(value: Decimal | float | int) -> int:

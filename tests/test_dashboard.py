@@ -36,7 +36,7 @@ def test_dashboard_page_shows_kpis_and_at_risk_list(ctx, client, auth):
     db.session.commit()
     auth.login()
     page = client.get("/").get_data(as_text=True)
-    for text in ("Customers", "Completion rate", "50%", "At risk (2)", "Org 2", "first pr generated"):
+    for text in ("Customers", "Completion rate", "50%", "At risk (2)", "Org 2", "First PR generated"):
         assert text in page
 
 

@@ -154,3 +154,9 @@ def test_metrics_module_has_no_flask():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.startswith(("flask", "sqlalchemy")) for name in imported)
+
+
+@pytest.mark.parametrize("value, text", [("first_pr_generated", "First PR generated"), ("github_config", "GitHub config"),
+                                         ("at_risk", "At risk"), ("", "")])
+def test_label(value, text):
+    assert metrics.label(value) == text

@@ -1,0 +1,50 @@
+"""The first pages in a real browser: Debian's chromium driven by Playwright."""
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from portal.customers import service
+from portal.extensions import db
+
+from .conftest import add_user
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def seeded(app):
+    with app.app_context():
+        add_user()
+        service.add_customer({"email": "ops@acme.example", "organization": "Acme Robotics",
+                              "github_username": "acme"}, actor="test")
+        db.session.commit()
+
+
+def test_sign_in_then_see_the_dashboard(page: Page, live_server, seeded):
+    page.goto(live_server + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("heading", name="At risk (1)")).to_be_visible()
+    expect(page.get_by_role("cell", name="Acme Robotics")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def test_pages_load_no_blocked_resources(page: Page, live_server, seeded):
+    """The strict CSP blocks nothing the pages need (a blocked style or script logs a console error)."""
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    assert errors == []
