@@ -5,7 +5,9 @@ Arithmetic is done in Decimal so that truncation is exact (0.3 x 20 is 6, not 5.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import ROUND_DOWN, Decimal
 from typing import Iterable, Mapping
 
@@ -111,13 +113,27 @@ def health_status(score: int, weights: Weights = Weights()) -> str:
     return "at_risk"
 
 
+def saturation(per_unit: Decimal, cap: Decimal) -> int:
+    """The count from which a capped component (activity, volume) stops growing."""
+    return math.ceil(cap / per_unit) if per_unit > 0 else 0
+
+
 def health(
     steps_done: int, active_days: int, prs_generated: int, prs_merged: int, weights: Weights = Weights()
 ) -> Health:
-    percent = onboarding_percent(steps_done)
-    parts = components(
-        percent, steps_done == len(STEPS), active_days, success_rate(prs_merged, prs_generated), prs_generated, weights
+    # Capped inputs leave few distinct combinations, so scoring thousands of customers is mostly cache hits.
+    return _health(
+        steps_done,
+        min(active_days, saturation(weights.activity_per_day, weights.activity_max)),
+        success_rate(prs_merged, prs_generated),
+        min(prs_generated, saturation(weights.volume_per_pr, weights.volume_max)),
+        weights,
     )
+
+
+@lru_cache(maxsize=16384)
+def _health(steps_done: int, active_days: int, rate: int, prs_generated: int, weights: Weights) -> Health:
+    parts = components(onboarding_percent(steps_done), steps_done == len(STEPS), active_days, rate, prs_generated, weights)
     score = min(max(truncate(sum(parts)), 0), 100)
     return Health(score, health_status(score, weights), *parts)
 

@@ -47,7 +47,8 @@ class ImportRejected(Exception):
 
     def __init__(self, errors: list[LineError]):
         self.errors = sorted(errors, key=lambda error: (error.file, error.line, error.column))
-        super().__init__(f"{len(self.errors)} bad line(s); nothing was imported")
+        lines = len({(error.file, error.line) for error in self.errors})  # a line with two problems is one bad line
+        super().__init__(f"{lines} bad line(s); nothing was imported")
 
 
 def cell(value) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
@@ -93,6 +94,8 @@ class Batch:
                 for column, parse in (("email", validation.email), ("github_username", validation.github_login)):
                     self.check(name, line, column, parse, raw[column])
                 self.check(name, line, "organization", validation.text, raw["organization"], "organization", 200, True)
+                self.check(name, line, "cohort", validation.text, raw["cohort"], "cohort", 50)
+                self.check(name, line, "industry", validation.text, raw["industry"], "industry", 100)
                 self.check(name, line, "team_size", validation.integer, raw["team_size"], "team_size", 1)
             signup = self.check(name, line, "signup_date", validation.iso_date, raw["signup_date"], "signup_date")
             status = self.check(name, line, "status", validation.choice, raw["status"] or "active", CUSTOMER_STATUSES, "status")
@@ -133,11 +136,13 @@ class Batch:
                 customer.onboarding = Onboarding(id=customer.id)
                 audit.created(self.actor, "customers", customer.public_id)
                 self.result.count(name, "created")
+                self.result.customer_ids.add(customer.id)
             else:
                 changes = audit.apply_changes(customer, values)
                 audit.record(self.actor, "customers", customer.public_id, changes)
                 self.result.count(name, "updated" if changes else "unchanged")
-            self.result.customer_ids.add(customer.id)
+                if changes:
+                    self.result.customer_ids.add(customer.id)
         db.session.flush()
         sync_sequences(Customer.__table__)
 
@@ -160,7 +165,7 @@ class Batch:
                 days = self.check(name, line, "days_to_complete", validation.integer, raw["days_to_complete"], "days_to_complete")
             blocker = self.check(name, line, "blocker_type", validation.choice, raw["blocker_type"] or "none",
                                  metrics.BLOCKER_TYPES, "blocker_type")
-            if customer_key in seen:
+            if customer_key is not None and customer_key in seen:
                 self.error(name, line, "customer_id", f"duplicate of line {seen[customer_key]}")
             seen.setdefault(customer_key, line)
             if len(self.errors) == before:
@@ -185,7 +190,8 @@ class Batch:
             changes = audit.apply_changes(onboarding, values)
             audit.record(self.actor, "onboarding", onboarding.public_id, changes)
             self.result.count(name, "updated" if changes else "unchanged")
-            self.result.customer_ids.add(customer_key)
+            if changes:
+                self.result.customer_ids.add(customer_key)
 
     # engagement.csv ----------------------------------------------------------------------------
 
@@ -210,12 +216,9 @@ class Batch:
             except ValueError:
                 day = None
                 error(name, line, "date", f"date must be a date as YYYY-MM-DD, not {day_text!r}")
-            counts = []
-            for column, text in zip(COUNTS, count_texts):
-                if text.isascii() and text.isdigit():
-                    counts.append(int(text))
-                else:
-                    self.check(name, line, column, validation.integer, text, column)
+            counts = [int(text) if text.isascii() and text.isdigit()  # the fast path; " 3" and "+3" are valid too
+                      else self.check(name, line, column, validation.integer, text, column)
+                      for column, text in zip(COUNTS, count_texts)]
             if len(self.errors) > before:
                 continue
             if (customer, day) in seen_days:
@@ -308,9 +311,12 @@ def import_path(path: str | Path, actor: str = "import") -> ImportResult:
     """An export zip, or one of customers.csv, onboarding.csv, engagement.csv."""
     path = Path(path)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+        # The members are closed before the archive even when the import is rejected, or its file stays open.
+        with zipfile.ZipFile(path) as archive, ExitStack() as members:
             names = [name for name in archive.namelist() if not name.endswith("/")]
-            files = {Path(name).name: io.TextIOWrapper(archive.open(name), encoding="utf-8-sig", newline="") for name in names}
+            files = {Path(name).name: members.enter_context(io.TextIOWrapper(archive.open(name), encoding="utf-8-sig",
+                                                                             newline=""))
+                     for name in names}
             return import_files(files, actor)
     with path.open(encoding="utf-8-sig", newline="") as stream:
         return import_files({path.name: stream}, actor)
