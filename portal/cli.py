@@ -176,8 +176,8 @@ def import_data(path):
         result = imports.import_path(path, actor="import")
     except ImportRejected as rejected:
         db.session.rollback()
-        for error in rejected.errors:
-            click.echo(str(error), err=True)
+        for line in rejected.lines():
+            click.echo(line, err=True)
         fail(str(rejected))
     except (UnicodeDecodeError, ValueError) as error:
         fail(f"cannot read {path.name}: {error}")

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from portal import create_app, health
+from portal.cli import cli
 from portal.extensions import db
 from portal.models import User
 
@@ -120,6 +121,13 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def tracking(app):
+    """Run a customer-tracking command against the test app, as the console script would."""
+    runner = app.test_cli_runner()
+    return lambda *args: runner.invoke(cli, [str(arg) for arg in args], obj=app)
 
 
 def add_user(email="admin@example.com", name="Ada Admin", role="admin", password="correct horse battery"):

@@ -10,23 +10,9 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from portal.cli import cli
 from portal.extensions import db
 from portal.models import AuditLog, Customer, Engagement, HealthScore, Onboarding
 
-
-
-@pytest.fixture
-def tracking(app):
-    """Run a customer-tracking command against the test app, as the console script would."""
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        result = runner.invoke(cli, [str(arg) for arg in args], obj=app)
-        result.stdout_text = result.stdout
-        return result
-
-    return run
 
 
 def add(tracking, email="dev@acme.example", org="Acme", login="acme-dev", cohort="Beta", industry="SaaS", size=12):

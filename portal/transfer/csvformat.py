@@ -36,10 +36,17 @@ class LineError:
     reason: str
     file: str = ""
 
+    @property
+    def where(self) -> str:
+        return f"{self.file} line {self.line}" if self.file else f"line {self.line}"
+
+    @property
+    def problem(self) -> str:
+        return f"{self.column}: {self.reason}" if self.column else self.reason
+
     def __str__(self) -> str:
-        where = f"{self.file} " if self.file else ""
         column = f", {self.column}" if self.column else ""
-        return f"{where}line {self.line}{column}: {self.reason}"
+        return f"{self.where}{column}: {self.reason}"
 
 
 class ImportRejected(Exception):
@@ -47,8 +54,14 @@ class ImportRejected(Exception):
 
     def __init__(self, errors: list[LineError]):
         self.errors = sorted(errors, key=lambda error: (error.file, error.line, error.column))
-        lines = len({(error.file, error.line) for error in self.errors})  # a line with two problems is one bad line
-        super().__init__(f"{lines} bad line(s); nothing was imported")
+        super().__init__(f"{len(self.lines())} bad line(s); nothing was imported")
+
+    def lines(self) -> list[str]:
+        """One entry per bad line, with all of its problems: `customers.csv line 4: email: ...; team_size: ...`."""
+        grouped: dict[str, list[str]] = {}
+        for error in self.errors:
+            grouped.setdefault(error.where, []).append(error.problem)
+        return [f"{where}: {'; '.join(problems)}" for where, problems in grouped.items()]
 
 
 def cell(value) -> str:
@@ -94,6 +107,7 @@ def read(name: str, stream: IO[str], errors: list[LineError]) -> Iterator[tuple[
     if missing or extra or len(set(header)) != len(header):
         return
     order = [header.index(column) for column in expected]
+    in_order = order == list(range(len(order)))
     width = len(header)
     for line, row in enumerate(reader, start=2):
         if not row or row == [""]:
@@ -101,4 +115,5 @@ def read(name: str, stream: IO[str], errors: list[LineError]) -> Iterator[tuple[
         if len(row) != width:
             errors.append(LineError(line, "", f"expected {width} cells, found {len(row)}", name))
             continue
-        yield line, [restore(row[index]) for index in order]
+        cells = row if in_order else [row[index] for index in order]
+        yield line, [restore(cell) if cell[:1] == "'" else cell for cell in cells]

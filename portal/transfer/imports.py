@@ -5,7 +5,6 @@ day), so importing the same file twice changes nothing.
 """
 from __future__ import annotations
 
-import datetime as dt
 import io
 import zipfile
 from contextlib import ExitStack
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from .. import audit, clock, health, metrics, validation
 from ..customers import service as customers
@@ -196,9 +195,13 @@ class Batch:
     # engagement.csv ----------------------------------------------------------------------------
 
     def engagement_file(self, name: str, stream: IO[str]) -> list:
-        """The hot path of large imports: plain loops, no per-row queries."""
-        rows, seen_ids, seen_days = [], {}, {}
-        error, customer_key = self.error, self.customer_key
+        """The hot path of large imports: plain loops over tuples, no per-row queries.
+
+        A file repeats few customers and days, so their parsed values are kept per text; rows are
+        tuples, which the garbage collector does not have to track.
+        """
+        rows, seen_ids, seen_days, customers, days = [], {}, {}, {}, {}
+        error = self.error
         for line, (row_id, customer_text, day_text, *count_texts) in read(name, stream, self.errors):
             before = len(self.errors)
             key = None
@@ -210,15 +213,15 @@ class Batch:
                     error(name, line, "id", f"duplicate of line {seen_ids[key]}")
                 else:
                     seen_ids[key] = line
-            customer = customer_key(name, line, customer_text)
-            try:
-                day = dt.date.fromisoformat(day_text)
-            except ValueError:
-                day = None
-                error(name, line, "date", f"date must be a date as YYYY-MM-DD, not {day_text!r}")
-            counts = [int(text) if text.isascii() and text.isdigit()  # the fast path; " 3" and "+3" are valid too
-                      else self.check(name, line, column, validation.integer, text, column)
-                      for column, text in zip(COUNTS, count_texts)]
+            customer = customers.get(customer_text)
+            if customer is None:
+                customer = customers[customer_text] = self.customer_key(name, line, customer_text)
+            day = days.get(day_text)
+            if day is None:
+                day = days[day_text] = self.check(name, line, "date", validation.iso_date, day_text, "date")
+            counts = tuple(int(text) if text.isascii() and text.isdigit()  # the fast path; " 3" and "+3" are valid too
+                           else self.check(name, line, column, validation.integer, text, column)
+                           for column, text in zip(COUNTS, count_texts))
             if len(self.errors) > before:
                 continue
             if (customer, day) in seen_days:
@@ -233,18 +236,16 @@ class Batch:
     def check_engagement_against_database(self, name: str, rows: list) -> None:
         """Resolve each row to an existing id or a new one; a clash with another row is a line error."""
         days = [row[3] for row in rows]
-        existing = db.session.execute(
-            select(Engagement.id, Engagement.customer_id, Engagement.date, *(getattr(Engagement, c) for c in COUNTS))
-            .where(Engagement.date.between(min(days), max(days)))
-        ).all()
+        first, last = min(days), max(days)
+        columns = (Engagement.id, Engagement.customer_id, Engagement.date, *(getattr(Engagement, c) for c in COUNTS))
+        existing = db.session.execute(select(*columns).where(Engagement.date.between(first, last))).all()
         self.engagement_by_id = {row.id: row for row in existing}
         self.engagement_by_day = {(row.customer_id, row.date): row for row in existing}
         wanted = {row[1] for row in rows if row[1] is not None} - self.engagement_by_id.keys()
-        if wanted:  # ids outside the file's date range
-            for row in db.session.execute(
-                select(Engagement.id, Engagement.customer_id, Engagement.date).where(Engagement.id.in_(wanted))
-            ):
-                self.engagement_by_id[row.id] = row
+        if wanted:  # the file's ids may name rows of other days: look them up by range, not by a huge IN list
+            outside = select(*columns[:3]).where(Engagement.id.between(min(wanted), max(wanted)),
+                                                 ~Engagement.date.between(first, last))
+            self.engagement_by_id.update((row.id, row) for row in db.session.execute(outside) if row.id in wanted)
         for line, key, customer, day, _ in rows:
             by_id = self.engagement_by_id.get(key) if key is not None else None
             by_day = self.engagement_by_day.get((customer, day))
@@ -256,26 +257,29 @@ class Batch:
                            f"on {day}")
 
     def apply_engagement(self, name: str, rows: list) -> None:
-        inserts_with_id, inserts, updates = [], [], []
+        inserts_with_id, inserts, updates, iso_days = [], [], [], {}
         for _, key, customer, day, counts in rows:
             existing = self.engagement_by_day.get((customer, day))
-            values = dict(zip(COUNTS, counts))
             if existing is None:
-                target = inserts_with_id if key is not None else inserts
-                target.append({"id": key, "customer_id": customer, "date": day, **values} if key is not None
-                              else {"customer_id": customer, "date": day, **values})
+                # ISO text rather than date objects: both drivers take it, and sqlite3's date adapter is deprecated.
+                iso = iso_days.get(day) or iso_days.setdefault(day, day.isoformat())
+                if key is None:
+                    inserts.append((customer, iso, *counts))
+                else:
+                    inserts_with_id.append((key, customer, iso, *counts))
                 self.result.customer_ids.add(customer)
                 continue
-            changes = {c: (getattr(existing, c), values[c]) for c in COUNTS if getattr(existing, c) != values[c]}
+            changes = {c: (old, new) for c, old, new in zip(COUNTS, existing[3:], counts) if old != new}
             if changes:
-                updates.append({"key": existing.id, **values})
+                updates.append({"key": existing.id, **dict(zip(COUNTS, counts))})
                 audit.record(self.actor, "engagement", format_id("e", existing.id), changes)
                 self.result.customer_ids.add(customer)
             self.result.count(name, "updated" if changes else "unchanged")
         table = Engagement.__table__
-        for batch in (inserts_with_id, inserts):
+        for columns, batch in ((("id", "customer_id", "date", *COUNTS), inserts_with_id),
+                               (("customer_id", "date", *COUNTS), inserts)):
             if batch:
-                db.session.execute(insert(table), batch)
+                insert_rows(table, columns, batch)
                 sync_sequences(table)
         if updates:
             db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
@@ -283,6 +287,17 @@ class Batch:
         if created:
             self.result.created[name] = created
             audit.record(self.actor, "engagement", name, {"rows_created": (None, created)})
+
+
+def insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Many plain rows through the driver's executemany: no per-row dicts or type processing.
+
+    Only for columns whose Python values the driver takes as they are (integers, ISO date text).
+    """
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    connection.exec_driver_sql(statement, rows)
 
 
 READERS = {"customers.csv": "customers_file", "onboarding.csv": "onboarding_file", "engagement.csv": "engagement_file"}
