@@ -290,14 +290,18 @@ class Batch:
 
 
 def insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Many plain rows through the driver's executemany: no per-row dicts or type processing.
-
-    Only for columns whose Python values the driver takes as they are (integers, ISO date text).
+    """Many plain rows at once, with no per-row dicts or type processing: COPY on PostgreSQL,
+    the driver's executemany on SQLite. Only for values both take as they are (integers, ISO dates).
     """
     connection = db.session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    connection.exec_driver_sql(statement, rows)
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 READERS = {"customers.csv": "customers_file", "onboarding.csv": "onboarding_file", "engagement.csv": "engagement_file"}
