@@ -38,16 +38,29 @@ def check_unique(email: str, github_username: str, except_id: int | None = None)
         )
 
 
-def clean_customer(fields: Mapping[str, str]) -> dict:
-    """Typed customer fields from text; raises ValidationError on the first bad one."""
-    return {
-        "email": validation.email(fields["email"]),
-        "organization": validation.text(fields["organization"], "organization", 200, required=True),
-        "github_username": validation.github_login(fields["github_username"]),
-        "cohort": validation.text(fields.get("cohort", ""), "cohort", 50),
-        "industry": validation.text(fields.get("industry", ""), "industry", 100),
-        "team_size": validation.integer(fields.get("team_size", "1"), "team_size", minimum=1),
-    }
+CUSTOMER_FIELDS = {
+    "email": validation.email,
+    "organization": lambda value: validation.text(value, "organization", 200, required=True),
+    "github_username": validation.github_login,
+    "cohort": lambda value: validation.text(value, "cohort", 50),
+    "industry": lambda value: validation.text(value, "industry", 100),
+    "team_size": lambda value: validation.integer(value, "team_size", minimum=1),
+}
+OPTIONAL = {"cohort": "", "industry": "", "team_size": "1"}
+
+
+def clean_customer(fields: Mapping[str, str], problems: list[ValidationError] | None = None) -> dict:
+    """Typed customer fields from text. Raises on the first bad one, or, given a list, collects them all."""
+    values = {}
+    for field, parse in CUSTOMER_FIELDS.items():
+        try:
+            values[field] = parse(fields.get(field, OPTIONAL.get(field, "")))
+        except ValidationError as problem:
+            if problems is None:
+                raise
+            problem.field = problem.field or field
+            problems.append(problem)
+    return values
 
 
 def add_customer(fields: Mapping[str, str], actor: str, signup_date: dt.date | None = None,

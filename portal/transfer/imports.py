@@ -86,16 +86,10 @@ class Batch:
         for line, cells in read(name, stream, self.errors):
             raw = dict(zip(HEADERS[name], cells))
             before = len(self.errors)
-            try:
-                values = customers.clean_customer(raw)
-            except ValidationError:
-                values = {}
-                for column, parse in (("email", validation.email), ("github_username", validation.github_login)):
-                    self.check(name, line, column, parse, raw[column])
-                self.check(name, line, "organization", validation.text, raw["organization"], "organization", 200, True)
-                self.check(name, line, "cohort", validation.text, raw["cohort"], "cohort", 50)
-                self.check(name, line, "industry", validation.text, raw["industry"], "industry", 100)
-                self.check(name, line, "team_size", validation.integer, raw["team_size"], "team_size", 1)
+            problems: list[ValidationError] = []
+            values = customers.clean_customer(raw, problems)
+            for problem in problems:
+                self.error(name, line, problem.field, str(problem))
             signup = self.check(name, line, "signup_date", validation.iso_date, raw["signup_date"], "signup_date")
             status = self.check(name, line, "status", validation.choice, raw["status"] or "active", CUSTOMER_STATUSES, "status")
             key = None
@@ -123,27 +117,31 @@ class Batch:
 
     def apply_customers(self, name: str, planned: list) -> None:
         # Rows with their own id first, so PostgreSQL's sequence can be moved past them before the rest.
-        planned = sorted(planned, key=lambda item: item[0] is None)
+        for key, values in planned:
+            if key is not None:
+                self.save_customer(name, key, values)
+        sync_sequences(Customer.__table__)
         for key, values in planned:
             if key is None:
-                sync_sequences(Customer.__table__)
-            customer = db.session.get(Customer, key) if key is not None and key in self.customers else None
-            if customer is None:
-                customer = Customer(id=key, **values)
-                db.session.add(customer)
-                db.session.flush()
-                customer.onboarding = Onboarding(id=customer.id)
-                audit.created(self.actor, "customers", customer.public_id)
-                self.result.count(name, "created")
-                self.result.customer_ids.add(customer.id)
-            else:
-                changes = audit.apply_changes(customer, values)
-                audit.record(self.actor, "customers", customer.public_id, changes)
-                self.result.count(name, "updated" if changes else "unchanged")
-                if changes:
-                    self.result.customer_ids.add(customer.id)
+                self.save_customer(name, key, values)
         db.session.flush()
-        sync_sequences(Customer.__table__)
+
+    def save_customer(self, name: str, key: int | None, values: dict) -> None:
+        customer = db.session.get(Customer, key) if key in self.customers else None
+        if customer is None:
+            customer = Customer(id=key, **values)
+            db.session.add(customer)
+            db.session.flush()
+            customer.onboarding = Onboarding(id=customer.id)
+            audit.created(self.actor, "customers", customer.public_id)
+            self.result.count(name, "created")
+            self.result.customer_ids.add(customer.id)
+            return
+        changes = audit.apply_changes(customer, values)
+        audit.record(self.actor, "customers", customer.public_id, changes)
+        self.result.count(name, "updated" if changes else "unchanged")
+        if changes:
+            self.result.customer_ids.add(customer.id)
 
     # onboarding.csv ----------------------------------------------------------------------------
 
