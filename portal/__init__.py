@@ -7,6 +7,20 @@ from . import config
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+ALL_ROLES = ("admin", "member", "viewer")
+# The main navigation after the dashboard: (endpoint, text, roles that see it).
+NAV_LINKS = [
+    ("customers.index", "Customers", ALL_ROLES),
+    ("transfer.import_page", "Import / export", ALL_ROLES),
+    ("admin.settings", "Settings", ("admin",)),
+    ("admin.users", "Team", ("admin",)),
+]
+
+
+def navigation() -> dict:
+    from flask import current_app
+
+    return {"nav_links": [link for link in NAV_LINKS if link[0].split(".")[0] in current_app.blueprints]}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -32,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import auth, commands, dashboard, errors, metrics, security
 
     app.add_template_filter(metrics.label)
+    app.context_processor(navigation)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     errors.init_app(app)

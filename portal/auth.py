@@ -1,20 +1,23 @@
 """Sign-in and sign-out for team members, and the access rules every view uses."""
 from __future__ import annotations
 
+import datetime as dt
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
 from .extensions import db, login_manager
-from .models import User
+from .models import LoginAttempt, User, utcnow
 
 bp = Blueprint("auth", __name__)
+MAX_FAILURES = 5
+LOCKOUT = dt.timedelta(minutes=5)
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to see that page."
 
@@ -40,6 +43,16 @@ def role_required(*roles: str):
     return decorator
 
 
+# Shorthands for the views: who may change things, and who may administer the portal.
+editor_required = role_required("admin", "member")
+admin_required = role_required("admin")
+
+
+def actor() -> tuple[str, int]:
+    """The signed-in user as the audit log names them."""
+    return current_user.name, current_user.id
+
+
 def local_path(target: str | None) -> str | None:
     """Only a path on this site may be a redirect target."""
     if not target:
@@ -56,14 +69,37 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
+def locked_out(email: str, address: str) -> bool:
+    """5 failures for one account or one address within 5 minutes lock both out for 5 minutes."""
+    now = utcnow()
+    for column, value in ((LoginAttempt.email, email), (LoginAttempt.address, address)):
+        recent = db.session.scalars(
+            select(LoginAttempt.attempted_at).where(column == value, LoginAttempt.attempted_at > now - 2 * LOCKOUT)
+            .order_by(LoginAttempt.attempted_at.desc()).limit(MAX_FAILURES)
+        ).all()
+        if len(recent) == MAX_FAILURES and recent[0] - recent[-1] <= LOCKOUT and now < recent[0] + LOCKOUT:
+            return True
+    return False
+
+
+def record_failure(email: str, address: str) -> None:
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < utcnow() - dt.timedelta(days=1)))
+    db.session.add(LoginAttempt(email=email, address=address))
+    db.session.commit()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalars(select(User).where(func.lower(User.email) == form.email.data.lower())).first()
+        email, address = form.email.data.strip().lower(), request.remote_addr or "unknown"
+        if locked_out(email, address):
+            return render_template("auth/login.html", form=form, locked=True), 429
+        user = db.session.scalars(select(User).where(func.lower(User.email) == email)).first()
         if user is not None and user.active and user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
             return redirect(local_path(request.args.get("next")) or url_for("dashboard.index"))
+        record_failure(email, address)
         flash("Wrong email or password.", "error")
     return render_template("auth/login.html", form=form)
 

@@ -1,0 +1,42 @@
+"""Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days.
+
+The health formula's weights, bands and window are versioned separately (portal.health).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlalchemy import select
+
+from . import audit, validation
+from .extensions import db
+from .models import AppSetting
+
+# key: (default, parser from text)
+SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
+    "trigger_label": ("rsolv", lambda text: validation.text(text, "trigger_label", 50, required=True)),
+    "pr_branch_prefix": ("rsolv/", lambda text: validation.text(text, "pr_branch_prefix", 100, required=True)),
+    "reengagement_days": (7, lambda text: validation.integer(text, "reengagement_days", minimum=1)),
+}
+
+
+def current() -> dict[str, Any]:
+    stored = {row.key: row.value for row in db.session.scalars(select(AppSetting))}
+    return {key: parse(stored[key]) if key in stored else default for key, (default, parse) in SETTINGS.items()}
+
+
+def get(key: str) -> Any:
+    return current()[key]
+
+
+def update(values: dict[str, str], actor: str, user_id: int | None = None) -> dict[str, tuple[Any, Any]]:
+    """Parse and store the given settings; raises ValidationError before storing anything."""
+    parsed = {key: SETTINGS[key][1](str(text)) for key, text in values.items()}
+    before = current()
+    changes = {key: (before[key], value) for key, value in parsed.items() if before[key] != value}
+    for key, (_, value) in changes.items():
+        row = db.session.get(AppSetting, key) or AppSetting(key=key)
+        row.value, row.updated_by = str(value), actor
+        db.session.add(row)
+    audit.record(actor, "app_settings", "portal", changes, user_id)
+    return changes
