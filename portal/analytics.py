@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import Integer, case, cast, func, select
 
 from . import clock, health, metrics
 from .extensions import db
@@ -91,15 +91,52 @@ def ensure_todays_scores(today: dt.date) -> None:
 
 
 @dataclass
+class Trends:
+    """One entry per calendar day, oldest first; None where no snapshot was taken that day."""
+
+    days: list[dt.date]
+    average_score: list[float | None]
+    at_risk: list[int | None]
+
+    def rows(self) -> list[tuple[dt.date, float | None, int | None]]:
+        return list(zip(self.days, self.average_score, self.at_risk))
+
+
+def trends(days: int = 90, today: dt.date | None = None) -> Trends:
+    """The average health score and the at-risk count of each of the last `days` days, from the daily snapshots.
+
+    One grouped query; days missing from it (the hourly job did not run) stay None so a chart shows a gap
+    rather than a drop to zero.
+    """
+    today = today or clock.today()
+    first = metrics.window_start(today, days)
+    at_risk = func.sum(case((HealthScore.status == "at_risk", 1), else_=0))
+    rows = db.session.execute(
+        select(HealthScore.date, func.avg(HealthScore.score), at_risk)
+        .where(HealthScore.date.between(first, today))
+        .group_by(HealthScore.date)
+    )
+    by_day = {day: (round(float(average), 1), int(count)) for day, average, count in rows}
+    calendar = [first + dt.timedelta(days=offset) for offset in range(days)]
+    return Trends(
+        days=calendar,
+        average_score=[by_day[day][0] if day in by_day else None for day in calendar],
+        at_risk=[by_day[day][1] if day in by_day else None for day in calendar],
+    )
+
+
+@dataclass
 class Dashboard:
     onboarding: OnboardingSummary
     at_risk: int
     stages: dict[str, int]
     bands: dict[str, int]
     at_risk_customers: list[tuple[Customer, HealthScore]]
+    trends: Trends
 
 
-def dashboard(today: dt.date | None = None) -> Dashboard:
+def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
+    """Today's figures; the at-risk list holds the `at_risk_limit` lowest scores (the KPI counts them all)."""
     today = today or clock.today()
     ensure_todays_scores(today)
     stages = dict.fromkeys(metrics.STAGES, 0)
@@ -112,7 +149,8 @@ def dashboard(today: dt.date | None = None) -> Dashboard:
         select(Customer, HealthScore)
         .join(HealthScore, HealthScore.customer_id == Customer.id)
         .where(HealthScore.date == today, HealthScore.status == "at_risk")
-        .order_by(HealthScore.score, Customer.organization)
+        .order_by(HealthScore.score, Customer.organization, Customer.id)
+        .limit(at_risk_limit)
     ).all()
     return Dashboard(
         onboarding=onboarding_summary(),
@@ -120,4 +158,5 @@ def dashboard(today: dt.date | None = None) -> Dashboard:
         stages=stages,
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],
+        trends=trends(today=today),
     )

@@ -24,7 +24,9 @@ login_manager.login_message = "Please sign in to see that page."
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The session's user; a deactivated one is signed out at their next request."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.active else None
 
 
 def role_required(*roles: str):

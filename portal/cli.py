@@ -4,9 +4,11 @@ Every error is one line on stderr and a non-zero exit, and changes nothing.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import secrets
 import sys
+import zipfile
 from pathlib import Path
 
 import click
@@ -179,7 +181,7 @@ def import_data(path):
         for line in rejected.lines():
             click.echo(line, err=True)
         fail(str(rejected))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, zipfile.BadZipFile, csv.Error) as error:
         fail(f"cannot read {path.name}: {error}")
     db.session.commit()
     click.echo(result.summary())

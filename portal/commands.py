@@ -10,13 +10,13 @@ from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from . import demo, validation
+from . import demo
+from .admin import team
 from .extensions import db
 from .models import ROLES, Customer, User
 from .validation import ValidationError
 
 users = AppGroup("users", help="Team members who sign in to the portal.")
-MIN_PASSWORD = 10
 
 
 def read_password() -> str:
@@ -26,17 +26,8 @@ def read_password() -> str:
 
 
 def create_user(email: str, name: str, role: str, password: str) -> User:
-    email = validation.email(email)
-    name = validation.text(name, "name", 120, required=True)
-    if role not in ROLES:
-        raise ValidationError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"the password needs at least {MIN_PASSWORD} characters")
-    if db.session.scalars(select(User).where(func.lower(User.email) == email)).first():
-        raise ValidationError(f"a user with email {email} already exists")
-    user = User(email=email, name=name, role=role)
-    user.set_password(password)
-    db.session.add(user)
+    """Validated by the same rules as the portal's team page (portal.admin.team), then committed."""
+    user = team.new_user(email, name, role, password)
     db.session.commit()
     return user
 

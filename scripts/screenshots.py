@@ -47,7 +47,13 @@ def main() -> None:
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Sign in").click()
             page.get_by_role("heading", name="Dashboard").wait_for()
+            page.wait_for_timeout(300)  # charts draw without animation, after htmx and Chart.js load
             page.screenshot(path=OUT / "dashboard.png", full_page=True)
+            page.goto(base + "/customers")
+            page.screenshot(path=OUT / "customers.png", full_page=True)
+            page.goto(base + "/customers/c1002")
+            page.wait_for_timeout(300)
+            page.screenshot(path=OUT / "customer.png", full_page=True)
             browser.close()
         server.shutdown()
     print(f"screenshots written to {OUT}")

@@ -83,3 +83,15 @@ def test_errors_answer_json_to_api_clients(client):
     response = client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404 and response.get_json()["error"] == "Not Found"
     assert "404" in client.get("/no-such-page").get_data(as_text=True)
+
+
+def test_deactivating_signs_out_an_open_session(app, client, auth):
+    auth.login("member")
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        from portal.extensions import db
+        from portal.models import User
+
+        db.session.scalars(db.select(User).filter_by(email="member@example.com")).one().active = False
+        db.session.commit()
+    assert client.get("/").status_code == 302

@@ -48,3 +48,23 @@ def test_pages_load_no_blocked_resources(page: Page, live_server, seeded):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert errors == []
+
+
+def test_dashboard_charts_draw_without_console_errors(page: Page, live_server, seeded):
+    """Every canvas[data-chart] is drawn by portal.js from its JSON config (it then sets data-drawn)."""
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    charts = page.locator("canvas[data-chart]")
+    expect(charts).to_have_count(5)
+    for index in range(5):
+        expect(charts.nth(index)).to_have_attribute("data-drawn", "true")
+        expect(charts.nth(index)).to_have_attribute("aria-label", re.compile(r"chart"))
+        assert charts.nth(index).bounding_box()["height"] > 100
+    expect(page.get_by_role("img", name=re.compile("onboarding step"))).to_be_visible()
+    assert errors == []

@@ -180,3 +180,16 @@ def test_console_script_uses_database_url(database_url, app, tmp_path):
     assert bad.stderr.strip() == "customer-tracking: a customer with email ops@zeta.example already exists"
     with app.app_context():
         assert db.session.scalar(select(func.count(Customer.id))) == 1
+
+
+HEADER = b"id,email,organization,github_username,signup_date,cohort,industry,team_size,status"
+
+
+@pytest.mark.parametrize("name, content", [("customers.csv", b"id,email\n\xff\xfe\n"),
+                                           ("customers.csv", HEADER + b'\n"' + b"x" * 200_000 + b'"\n')])
+def test_unreadable_import_files_are_one_line(tracking, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = tracking("import-data", path)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("customer-tracking: cannot read customers.csv")

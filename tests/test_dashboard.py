@@ -1,10 +1,21 @@
-"""The dashboard's KPIs, from the same summaries the CLI reports."""
+"""The dashboard: KPIs from the same summaries the CLI reports, charts, trends, and its cost in queries."""
 import datetime as dt
+import json
+import re
+from types import SimpleNamespace
 
-from portal import analytics
+import pytest
+from flask import url_for
+from sqlalchemy import event
+
+from portal import analytics, health
 from portal.customers import service
+from portal.dashboard import customer_url
 from portal.extensions import db
-from portal.metrics import STEPS
+from portal.metrics import STEPS, label
+from portal.models import HealthScore
+
+from .conftest import make_app
 
 
 def add(number, steps=0, status="active"):
@@ -44,3 +55,182 @@ def test_empty_dashboard(client, auth):
     auth.login()
     page = client.get("/").get_data(as_text=True)
     assert "Nobody is at risk today." in page and "No open blockers." in page
+
+
+# --- trends: one grouped query over the daily snapshots -------------------------------------------
+
+def snapshot(customer, day, score, status):
+    db.session.add(HealthScore(
+        customer_id=customer.id, date=day, score=score, status=status, stage="onboarding",
+        onboarding_component=0, activity_component=0, success_component=0, volume_component=0,
+        onboarding_percent=0, days_active=0, success_rate=0, prs_generated=0, prs_merged=0,
+        settings_version=health.current_settings().version,
+    ))
+
+
+def test_trends_average_and_at_risk_per_day_with_gaps(ctx):
+    today = dt.date(2025, 3, 10)
+    one, two = add(1), add(2)
+    for customer, day_offset, score, status in [
+        (one, -5, 99, "champion"), (two, -5, 0, "at_risk"),    # the day before the range
+        (one, -4, 40, "at_risk"), (two, -4, 81, "healthy"),
+        (one, -2, 30, "at_risk"), (two, -2, 20, "at_risk"),
+        (one, 0, 90, "champion"), (two, 0, 71, "healthy"),
+        (one, 1, 10, "at_risk"),                               # after today: not shown
+    ]:
+        snapshot(customer, today + dt.timedelta(days=day_offset), score, status)
+    db.session.commit()
+
+    trends = analytics.trends(days=5, today=today)
+
+    assert trends.days == [today - dt.timedelta(days=n) for n in (4, 3, 2, 1, 0)]
+    assert trends.average_score == [60.5, None, 25.0, None, 80.5]
+    assert trends.at_risk == [1, None, 2, None, 0]
+    assert trends.rows()[0] == (today - dt.timedelta(days=4), 60.5, 1)
+
+
+def test_trends_cover_every_day_from_recalculated_history(ctx):
+    today = dt.date(2025, 3, 10)
+    add(1, steps=5)
+    add(2)
+    db.session.commit()
+    for days_ago in (2, 1, 0):
+        health.recalculate(today=today - dt.timedelta(days=days_ago))
+    db.session.commit()
+
+    trends = analytics.trends(today=today)
+
+    assert len(trends.days) == 90 and trends.days[0] == today - dt.timedelta(days=89) and trends.days[-1] == today
+    assert trends.average_score[:87] == [None] * 87 and trends.at_risk[:87] == [None] * 87
+    # complete onboarding alone is 30, nothing at all is 0: both at risk, average 15
+    assert trends.average_score[87:] == [15.0] * 3 and trends.at_risk[87:] == [2] * 3
+
+
+def test_trends_of_an_empty_history(ctx):
+    trends = analytics.trends(days=3, today=dt.date(2025, 3, 10))
+    assert trends.average_score == [None] * 3 and trends.at_risk == [None] * 3
+
+
+# --- the page: charts from JSON, a fixed number of queries, links to customers --------------------
+
+CHART_JSON = re.compile(r'<script type="application/json" id="(chart-[\w-]+)">(.*?)</script>', re.S)
+
+
+def charts_of(page: str) -> dict[str, dict]:
+    return {name: json.loads(config) for name, config in CHART_JSON.findall(page)}
+
+
+def test_page_draws_each_chart_from_its_json_config(ctx, client, auth):
+    add(1, steps=5)
+    add(2, steps=2)
+    add(3, steps=1)
+    db.session.commit()
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+
+    charts = charts_of(page)
+    assert set(charts) == {"chart-funnel", "chart-bands", "chart-stages", "chart-average", "chart-at_risk"}
+    for name in charts:
+        assert re.search(rf'<canvas data-chart="{name}" role="img" aria-label="[^"]+">', page)
+    summary = analytics.onboarding_summary()
+    funnel = charts["chart-funnel"]
+    assert funnel["type"] == "bar"
+    assert funnel["data"]["labels"] == [label(step) for step in STEPS]
+    assert funnel["data"]["datasets"][0]["data"] == [count for _, count, _ in summary.steps] == [3, 2, 1, 1, 1]
+    bands = charts["chart-bands"]["data"]
+    assert bands["labels"] == ["Champion", "Healthy", "Needs attention", "At risk"]
+    assert bands["datasets"][0]["data"] == [0, 0, 0, 3]
+    assert bands["datasets"][0]["backgroundColor"] == ["#0e7a4f", "#3c9d5d", "#b7791f", "#c53030"]
+    assert charts["chart-stages"]["data"]["datasets"][0]["data"] == [1, 1, 0, 1, 0]
+    average = charts["chart-average"]["data"]
+    assert len(average["labels"]) == 90 and average["datasets"][0]["data"][:-1] == [None] * 89
+    assert average["datasets"][0]["data"][-1] == 16.0    # onboarding 30 + 12 + 6 over three customers
+    assert charts["chart-at_risk"]["data"]["datasets"][0]["data"][-1] == 3
+    # the figures stay readable as tables next to the charts
+    assert "<th>Band</th>" in page and "<th>Stage</th>" in page and "Daily figures" in page
+
+
+def test_chart_json_cannot_close_its_script(ctx, client, auth):
+    """Labels come from fixed names today, but the JSON is escaped so no value can end the <script>."""
+    add(1)
+    db.session.commit()
+    auth.login()
+    for _, config in CHART_JSON.findall(client.get("/").get_data(as_text=True)):
+        assert "<" not in config and ">" not in config
+
+
+def count_queries(app, client, path="/") -> int:
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(statements)
+
+
+def add_many(app, numbers):
+    with app.app_context():
+        for number in numbers:
+            add(number, steps=number % 6, status="churned" if number % 7 == 0 else "active")
+        db.session.commit()
+
+
+def test_dashboard_costs_a_fixed_number_of_queries(app, client, auth):
+    """3 customers, then 30: the same number of statements, whether today's scores are computed on the way or not."""
+    add_many(app, range(3))
+    auth.login()
+    scoring_3, page_3 = count_queries(app, client), count_queries(app, client)
+    add_many(app, range(3, 30))
+    scoring_30, page_30 = count_queries(app, client), count_queries(app, client)
+    with app.app_context():
+        assert analytics.onboarding_summary().total == 30
+    assert (scoring_30, page_30) == (scoring_3, page_3)
+    assert page_3 < scoring_3 and page_3 <= 10
+
+
+def test_at_risk_rows_link_to_the_customer_page_only_when_it_exists(app, client, auth):
+    """customer_url() answers None until 'customers.detail' is registered, so the dashboard never breaks."""
+    with app.app_context():
+        customer = add(1)
+        db.session.commit()
+        public_id = customer.public_id
+        assert "customers.detail" in app.view_functions or customer_url(customer) is None
+    if "customers.detail" not in app.view_functions:
+        auth.login()
+        page = client.get("/").get_data(as_text=True)
+        assert "Org 1" in page and f"/customers/{public_id}" not in page
+        pytest.skip("the customers.detail endpoint is not registered yet")
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+    with app.test_request_context():
+        href = url_for("customers.detail", customer_id=public_id)
+    assert f'<a href="{href}">Org 1</a>' in page
+
+
+def test_customer_url_links_once_a_detail_endpoint_exists(database_url):
+    """The same helper with a stand-in endpoint, so the link is tested whatever the customers package holds."""
+    app = make_app(database_url)
+    if "customers.detail" not in app.view_functions:
+        app.add_url_rule("/customers/<customer_id>", endpoint="customers.detail", view_func=lambda customer_id: "")
+    with app.test_request_context():
+        assert customer_url(SimpleNamespace(public_id="c1001")) == "/customers/c1001"
+    app.view_functions.pop("customers.detail")
+    with app.test_request_context():
+        assert customer_url(SimpleNamespace(public_id="c1001")) is None
+
+
+def test_at_risk_list_holds_the_lowest_scores_and_the_kpi_counts_all(ctx):
+    add(1, steps=5)
+    add(2)
+    add(3, steps=1)
+    db.session.commit()
+    board = analytics.dashboard(at_risk_limit=2)
+    assert board.at_risk == 3
+    assert [(customer.organization, score.score) for customer, score in board.at_risk_customers] == [("Org 2", 0), ("Org 3", 6)]

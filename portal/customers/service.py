@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from .. import audit, clock, metrics, validation
 from ..extensions import db
-from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding
+from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, User
 from ..sql import upsert
 from ..validation import ValidationError
 
@@ -128,3 +128,43 @@ def record_engagement(customer: Customer, counts: Mapping[str, int], actor: str,
         audit.created(actor, "engagement", row.public_id, user_id)
     audit.record(actor, "engagement", row.public_id, changes, user_id)
     return row
+
+
+# Fields the portal edits in place, and the column each one sets.
+EDITABLE = {"organization": "organization", "cohort": "cohort", "industry": "industry", "team_size": "team_size",
+            "owner": "owner_id", "status": "status"}
+
+
+def parse_field(field: str, text: str):
+    if field == "status":
+        return validation.choice(text, CUSTOMER_STATUSES, "status")
+    if field == "owner":
+        if not text.strip():
+            return None
+        user = db.session.get(User, int(text)) if text.strip().isdigit() else None
+        if user is None or not user.active:
+            raise ValidationError("choose an active team member", "owner")
+        return user.id
+    return CUSTOMER_FIELDS[field](text)
+
+
+def update_fields(customer: Customer, values: Mapping[str, str], actor: str, user_id: int | None = None) -> dict:
+    """Change some editable fields from text; validates them all before changing any."""
+    unknown = set(values) - EDITABLE.keys()
+    if unknown:
+        raise ValidationError(f"{', '.join(sorted(unknown))} cannot be edited here")
+    parsed = {EDITABLE[field]: parse_field(field, text) for field, text in values.items()}
+    changes = audit.apply_changes(customer, parsed)
+    if "owner_id" in changes:
+        old, new = changes.pop("owner_id")
+        changes["owner"] = tuple(db.session.get(User, key).name if key else None for key in (old, new))
+    audit.record(actor, "customers", customer.public_id, changes, user_id)
+    return changes
+
+
+def set_details(customer: Customer, blocker_type: str, notes: str, actor: str, user_id: int | None = None) -> dict:
+    values = {"blocker_type": validation.choice(blocker_type or "none", metrics.BLOCKER_TYPES, "blocker_type"),
+              "notes": validation.text(notes, "notes", 10_000)}
+    changes = audit.apply_changes(customer.onboarding, values)
+    audit.record(actor, "onboarding", customer.onboarding.public_id, changes, user_id)
+    return changes

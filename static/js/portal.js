@@ -15,22 +15,44 @@
     });
   }
 
-  // In-place editors: Escape cancels (asks the server for the cell as it was), Enter saves (the form submits).
-  function wireEditors(root) {
+  // In-place editors take the focus when they appear; Enter saves (the form submits), Escape cancels below.
+  function focusEditors(root) {
     root.querySelectorAll("form[data-inline-editor]").forEach(function (form) {
       var field = form.querySelector("input, select");
-      if (!field || form.dataset.wired) return;
-      form.dataset.wired = "true";
+      if (!field) return;
       field.focus();
       if (field.select) field.select();
-      form.addEventListener("keydown", function (event) {
-        if (event.key === "Escape") {
-          event.preventDefault();
-          htmx.ajax("GET", form.dataset.cancelUrl, { target: form.closest("[data-cell]"), swap: "outerHTML" });
-        }
-      });
     });
   }
+
+  // Keyboard, delegated so it works the moment content is swapped in: Enter on a value opens its editor;
+  // Enter on a select in an editor saves; Escape in an editor asks the server for the cell as it was.
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    var editor = target.closest && target.closest("form[data-inline-editor]");
+    if (event.key === "Escape" && editor) {
+      event.preventDefault();
+      htmx.ajax("GET", editor.dataset.cancelUrl, { target: editor.closest("[data-cell]"), swap: "outerHTML" });
+      return;
+    }
+    if (event.key !== "Enter") return;
+    if (target.matches && target.matches("[data-cell][hx-get]")) {
+      event.preventDefault();
+      target.click();
+    } else if (target.tagName === "SELECT" && target.form && target.form.hasAttribute("data-inline-editor")) {
+      event.preventDefault();
+      target.form.requestSubmit();
+    }
+  });
+
+  // An editor submitted in the instant before htmx has taken it over still posts through htmx,
+  // never as a plain GET of the page.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute("data-inline-editor")) return;
+    event.preventDefault();
+    htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, target: form.closest("[data-cell]"), swap: "outerHTML" });
+  });
 
   // Select-all checkbox for bulk actions.
   function wireSelectAll(root) {
@@ -58,7 +80,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     htmx.onLoad(function (root) {
       drawCharts(root);
-      wireEditors(root);
+      focusEditors(root);
       wireSelectAll(root);
     });
   });

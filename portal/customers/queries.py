@@ -1,0 +1,129 @@
+"""The customers table's query: search, filters and sort as one select(), paged by the caller."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import contains_eager
+from werkzeug.datastructures import MultiDict
+
+from .. import metrics
+from ..extensions import db
+from ..models import CUSTOMER_STATUSES, Customer, HealthScore, User
+
+PAGE_SIZE = 50
+SORTS = {
+    "id": Customer.id,
+    "organization": func.lower(Customer.organization),
+    "email": Customer.email,
+    "github": func.lower(Customer.github_username),
+    "cohort": Customer.cohort,
+    "industry": Customer.industry,
+    "team_size": Customer.team_size,
+    "owner": User.name,
+    "status": Customer.status,
+    "signup": Customer.signup_date,
+    "score": HealthScore.score,
+    "stage": HealthScore.stage,
+}
+
+
+@dataclass
+class Filters:
+    """What the table shows, read from the query string so every state has a URL."""
+
+    q: str = ""
+    cohort: str = ""
+    stage: str = ""
+    band: str = ""
+    owner: str = ""
+    status: str = ""
+    sort: str = "organization"
+    desc: bool = False
+    page: int = 1
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args: MultiDict) -> Filters:
+        filters = cls(**{name: args.get(name, "").strip()[:100] for name in ("q", "cohort", "owner")})
+        for name, allowed in (("stage", metrics.STAGES), ("band", metrics.STATUSES), ("status", CUSTOMER_STATUSES)):
+            value = args.get(name, "")
+            if value in allowed:
+                setattr(filters, name, value)
+        filters.sort = args.get("sort") if args.get("sort") in SORTS else "organization"
+        filters.desc = args.get("dir") == "desc"
+        page = args.get("page", "1")
+        filters.page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        return filters
+
+    def args(self, **changes) -> dict:
+        """The query-string arguments of this state with some changed (for links); empty ones left out."""
+        values = {"q": self.q, "cohort": self.cohort, "stage": self.stage, "band": self.band, "owner": self.owner,
+                  "status": self.status, "sort": self.sort, "dir": "desc" if self.desc else "", "page": self.page}
+        values.update(changes)
+        if values["sort"] == "organization":
+            values["sort"] = ""
+        if values["page"] == 1:
+            values["page"] = ""
+        return {key: value for key, value in values.items() if value}
+
+    def sort_args(self, column: str) -> dict:
+        descending = column == self.sort and not self.desc
+        return self.args(sort=column, dir="desc" if descending else "", page=1)
+
+
+def table_query(filters: Filters, today: dt.date) -> Select:
+    """(Customer with its owner loaded, today's HealthScore or None), filtered and sorted: one query a page."""
+    query = (
+        select(Customer, HealthScore)
+        .outerjoin(HealthScore, and_(HealthScore.customer_id == Customer.id, HealthScore.date == today))
+        .outerjoin(User, User.id == Customer.owner_id)
+        .options(contains_eager(Customer.owner))
+    )
+    if filters.q:
+        pattern = f"%{filters.q.lower()}%"
+        query = query.where(or_(func.lower(Customer.email).like(pattern), func.lower(Customer.organization).like(pattern),
+                                func.lower(Customer.github_username).like(pattern)))
+    if filters.cohort:
+        query = query.where(Customer.cohort == filters.cohort)
+    if filters.status:
+        query = query.where(Customer.status == filters.status)
+    if filters.stage:
+        query = query.where(HealthScore.stage == filters.stage)
+    if filters.band:
+        query = query.where(HealthScore.status == filters.band)
+    if filters.owner == "none":
+        query = query.where(Customer.owner_id.is_(None))
+    elif filters.owner.isdigit():
+        query = query.where(Customer.owner_id == int(filters.owner))
+    order = SORTS[filters.sort]
+    # Customers without a score sort last either way, on SQLite as on PostgreSQL.
+    order = (order.desc() if filters.desc else order.asc()).nulls_last()
+    return query.order_by(order, Customer.id)
+
+
+@dataclass
+class Page:
+    rows: list
+    total: int
+    page: int
+    pages: int
+
+
+def paginate(query: Select, page: int) -> Page:
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(page, pages)
+    rows = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return Page(rows, total, page, pages)
+
+
+def cohorts() -> list[str]:
+    """Cohorts in use, for the filter and as suggestions (VIP, Beta, GA first)."""
+    used = set(db.session.scalars(select(Customer.cohort).distinct()).all()) - {""}
+    return [c for c in ("VIP", "Beta", "GA") if c in used] + sorted(used - {"VIP", "Beta", "GA"})
+
+
+def team() -> list[User]:
+    return db.session.scalars(select(User).where(User.active).order_by(User.name)).all()

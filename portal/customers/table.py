@@ -1,0 +1,129 @@
+"""The customers table: search, filters, sort, paging, edits in place, bulk changes, a new customer."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+
+from .. import clock, health, metrics
+from ..analytics import ensure_todays_scores
+from ..auth import actor, editor_required, login_required
+from ..extensions import db, htmx
+from ..models import CUSTOMER_STATUSES, Customer
+from ..validation import ValidationError
+from . import queries, service
+from .forms import NewCustomerForm, team_choices
+
+bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+
+def fragment_or_page(partial: str, whole: str, **context):
+    """The partial for htmx (not for boosted navigation or history restores), the whole page otherwise."""
+    wants_partial = htmx and not htmx.boosted and not htmx.history_restore_request
+    response = render_template(partial if wants_partial else whole, **context)
+    return response, 200, {"Vary": "HX-Request"}
+
+
+def get_customer_or_404(public_id: str) -> Customer:
+    key = Customer.key_of(public_id)
+    return db.get_or_404(Customer, key) if key is not None else abort(404)
+
+
+def table_context(filters: queries.Filters) -> dict:
+    today = clock.today()
+    ensure_todays_scores(today)
+    page = queries.paginate(queries.table_query(filters, today), filters.page)
+    return {"filters": filters, "page": page, "cohorts": queries.cohorts(), "team": queries.team(),
+            "bulk_form": FlaskForm(), "stages": metrics.STAGES, "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES,
+            "page_link": lambda number: url_for(".index", **filters.args(page=number))}
+
+
+@bp.get("")
+@login_required
+def index():
+    filters = queries.Filters.from_args(request.args)
+    return fragment_or_page("customers/_table.html", "customers/index.html", **table_context(filters))
+
+
+@bp.get("/<customer_id>/cell/<field>")
+@login_required
+def cell(customer_id: str, field: str):
+    customer = get_customer_or_404(customer_id)
+    if field not in service.EDITABLE:
+        abort(404)
+    return render_template("customers/_cell.html", customer=customer, field=field, tag=request.args.get("tag", "td"))
+
+
+@bp.get("/<customer_id>/cell/<field>/edit")
+@editor_required
+def edit_cell(customer_id: str, field: str):
+    customer = get_customer_or_404(customer_id)
+    if field not in service.EDITABLE:
+        abort(404)
+    return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
+                           cohorts=queries.cohorts(), tag=request.args.get("tag", "td"))
+
+
+@bp.post("/<customer_id>/cell/<field>")
+@editor_required
+def save_cell(customer_id: str, field: str):
+    customer = get_customer_or_404(customer_id)
+    if field not in service.EDITABLE:
+        abort(404)
+    tag = request.args.get("tag", "td")
+    text = request.form.get("value", "")
+    try:
+        changes = service.update_fields(customer, {field: text}, *actor())
+    except ValidationError as error:
+        db.session.rollback()
+        return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
+                               cohorts=queries.cohorts(), tag=tag, error=str(error), value=text), 422
+    if changes:
+        health.recalculate([customer.id])
+    db.session.commit()
+    return render_template("customers/_cell.html", customer=customer, field=field, tag=tag)
+
+
+@bp.post("/bulk")
+@editor_required
+def bulk():
+    form = FlaskForm()
+    field, value = request.form.get("field", ""), request.form.get("value", "")
+    keys = [Customer.key_of(text) for text in request.form.getlist("ids")]
+    customers = [db.session.get(Customer, key) for key in keys if key is not None]
+    back = redirect(request.form.get("back") or url_for(".index"), 303)
+    if not form.validate() or field not in ("owner", "cohort", "status") or not all(customers) or not customers:
+        flash("Choose one or more customers, a field and a value.", "error")
+        return back
+    try:
+        for customer in customers:
+            service.update_fields(customer, {field: value}, *actor())
+    except ValidationError as error:
+        db.session.rollback()
+        flash(f"Nothing changed: {error}", "error")
+        return back
+    health.recalculate([customer.id for customer in customers])
+    db.session.commit()
+    flash(f"Set {field} for {len(customers)} customer(s).", "success")
+    return back
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@editor_required
+def new():
+    form = NewCustomerForm()
+    form.owner.choices = team_choices(queries.team())
+    if form.validate_on_submit():
+        name, user_id = actor()
+        try:
+            customer = service.add_customer(form.fields(), name, signup_date=form.signup_date.data, user_id=user_id)
+            if form.owner.data:
+                service.update_fields(customer, {"owner": form.owner.data}, name, user_id)
+        except ValidationError as error:
+            db.session.rollback()
+            form.add_error(error)
+        else:
+            health.recalculate([customer.id])
+            db.session.commit()
+            flash(f"Added {customer.organization} as {customer.public_id}.", "success")
+            return redirect(url_for(".detail", customer_id=customer.public_id), 303)
+    return render_template("customers/new.html", form=form, cohorts=queries.cohorts()), 422 if form.errors else 200

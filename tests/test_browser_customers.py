@@ -1,0 +1,101 @@
+"""The customers table and the customer page in a real browser: Debian's chromium driven by Playwright."""
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from portal import metrics
+from portal.customers import service
+from portal.extensions import db
+
+from .conftest import add_user
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def signed_in(app, page: Page, live_server):
+    with app.app_context():
+        add_user(role="member", email="member@example.com", name="Mia Member")
+        for number in range(1, 61):
+            customer = service.add_customer({"email": f"c{number}@example.com", "organization": f"Org {number:03d}",
+                                             "github_username": f"org-{number}", "cohort": "VIP" if number % 3 else "GA"},
+                                            actor="test")
+            for step in metrics.STEPS[:number % 4]:
+                service.set_step(customer, step, True, actor="test")
+        db.session.commit()
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("member@example.com")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    return live_server
+
+
+def rows(page: Page):
+    return page.locator("#customer-table tbody tr")
+
+
+def test_search_filter_sort_and_page(page: Page, signed_in):
+    page.goto(signed_in + "/customers")
+    expect(rows(page)).to_have_count(50)
+    page.get_by_role("link", name="Next").click()
+    expect(rows(page)).to_have_count(10)
+    expect(page).to_have_url(re.compile(r"page=2"))
+    page.get_by_label("Search").fill("org 05")
+    expect(rows(page)).to_have_count(10)
+    expect(page).to_have_url(re.compile(r"q=org(%20|\+)05"))
+    page.get_by_label("Cohort", exact=True).select_option("GA")
+    expect(rows(page)).to_have_count(3)
+    page.get_by_role("link", name="Organization").click()
+    expect(rows(page).first).to_contain_text("Org 057")
+    page.reload()
+    expect(rows(page)).to_have_count(3)
+    expect(rows(page).first).to_contain_text("Org 057")
+    page.go_back()
+    expect(rows(page).first).to_contain_text("Org 051")
+
+
+def test_edit_a_cell_in_place_and_it_persists(page: Page, signed_in):
+    page.goto(signed_in + "/customers?q=org%20001")
+    page.locator("td[data-cell]", has_text="Org 001").click()
+    editor = page.get_by_label("Organization of Org 001")
+    expect(editor).to_be_focused()  # the editor takes the focus once it is live
+    editor.fill("Acme Robotics")
+    editor.press("Enter")
+    expect(page.locator("td[data-cell]", has_text="Acme Robotics")).to_be_visible()
+    size = page.locator("#c1001-team_size-td")
+    size.focus()
+    size.press("Enter")
+    expect(page.get_by_label("Team size of Acme Robotics")).to_be_focused()
+    page.get_by_label("Team size of Acme Robotics").fill("0")
+    page.get_by_label("Team size of Acme Robotics").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("at least 1")
+    page.get_by_label("Team size of Acme Robotics").press("Escape")
+    expect(size).to_have_text("1")
+    page.goto(signed_in + "/customers?q=acme")
+    expect(page.locator("td[data-cell]", has_text="Acme Robotics")).to_be_visible()
+
+
+def test_toggle_a_step_and_the_health_card_changes_without_a_reload(page: Page, signed_in):
+    page.goto(signed_in + "/customers/c1004")
+    card = page.locator("#health-card")
+    expect(card).to_contain_text("0 of 5 steps (0%)")
+    page.evaluate("window.notReloaded = true")
+    page.get_by_label("Account created").check()
+    expect(card).to_contain_text("1 of 5 steps (20%)")
+    expect(page.locator("#stage-badge")).to_have_text("Onboarding")
+    page.get_by_label("Blocker").select_option("permissions")
+    expect(page.locator("#details-state")).to_contain_text("Saved at")
+    assert page.evaluate("window.notReloaded") is True
+    page.reload()
+    expect(page.get_by_label("Account created")).to_be_checked()
+    expect(page.get_by_label("Blocker")).to_have_value("permissions")
+
+
+def test_customer_page_charts_draw_without_console_errors(page: Page, signed_in):
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(signed_in + "/customers/c1003")
+    expect(page.locator("canvas[data-chart][data-drawn=true]")).to_have_count(2)
+    assert errors == []
