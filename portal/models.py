@@ -112,7 +112,6 @@ class Customer(PublicId, db.Model):
     __table_args__ = (
         CheckConstraint("team_size >= 1", name="team_size_positive"),
         CheckConstraint(one_of("status", CUSTOMER_STATUSES), name="status"),
-        Index("uq_customers_github_login", func.lower("github_username"), unique=True),
         Index("ix_customers_status_cohort", "status", "cohort"),
     )
 
@@ -132,6 +131,12 @@ class Customer(PublicId, db.Model):
 
     owner: Mapped[User | None] = relationship()
     onboarding: Mapped[Onboarding] = relationship(back_populates="customer", uselist=False)
+
+
+# Expression indexes, declared once the columns exist: GitHub logins are unique whatever their letter
+# case, and the customers table sorts by organization without sorting every row.
+Index("uq_customers_github_login", func.lower(Customer.github_username), unique=True)
+Index("ix_customers_organization_lower", func.lower(Customer.organization), Customer.id)
 
 
 class Onboarding(PublicId, db.Model):

@@ -73,34 +73,55 @@ class Filters:
         return self.args(sort=column, dir="desc" if descending else "", page=1)
 
 
-def table_query(filters: Filters, today: dt.date) -> Select:
-    """(Customer with its owner loaded, today's HealthScore or None), filtered and sorted: one query a page."""
-    query = (
-        select(Customer, HealthScore)
-        .outerjoin(HealthScore, and_(HealthScore.customer_id == Customer.id, HealthScore.date == today))
-        .outerjoin(User, User.id == Customer.owner_id)
-        .options(contains_eager(Customer.owner))
-    )
+def conditions(filters: Filters) -> tuple[list, bool]:
+    """The WHERE clauses of the filters, and whether they need today's health snapshot."""
+    where = []
     if filters.q:
         pattern = f"%{filters.q.lower()}%"
-        query = query.where(or_(func.lower(Customer.email).like(pattern), func.lower(Customer.organization).like(pattern),
-                                func.lower(Customer.github_username).like(pattern)))
+        where.append(or_(func.lower(Customer.email).like(pattern), func.lower(Customer.organization).like(pattern),
+                         func.lower(Customer.github_username).like(pattern)))
     if filters.cohort:
-        query = query.where(Customer.cohort == filters.cohort)
+        where.append(Customer.cohort == filters.cohort)
     if filters.status:
-        query = query.where(Customer.status == filters.status)
-    if filters.stage:
-        query = query.where(HealthScore.stage == filters.stage)
-    if filters.band:
-        query = query.where(HealthScore.status == filters.band)
+        where.append(Customer.status == filters.status)
     if filters.owner == "none":
-        query = query.where(Customer.owner_id.is_(None))
+        where.append(Customer.owner_id.is_(None))
     elif filters.owner.isdigit():
-        query = query.where(Customer.owner_id == int(filters.owner))
+        where.append(Customer.owner_id == int(filters.owner))
+    if filters.stage:
+        where.append(HealthScore.stage == filters.stage)
+    if filters.band:
+        where.append(HealthScore.status == filters.band)
+    return where, bool(filters.stage or filters.band)
+
+
+def todays_score(today: dt.date):
+    return and_(HealthScore.customer_id == Customer.id, HealthScore.date == today)
+
+
+def table_query(filters: Filters, today: dt.date) -> Select:
+    """(Customer with its owner loaded, today's HealthScore or None), filtered and sorted: one query a page."""
+    where, _ = conditions(filters)
     order = SORTS[filters.sort]
     # Customers without a score sort last either way, on SQLite as on PostgreSQL.
     order = (order.desc() if filters.desc else order.asc()).nulls_last()
-    return query.order_by(order, Customer.id)
+    return (
+        select(Customer, HealthScore)
+        .outerjoin(HealthScore, todays_score(today))
+        .outerjoin(User, User.id == Customer.owner_id)
+        .options(contains_eager(Customer.owner))
+        .where(*where)
+        .order_by(order, Customer.id)
+    )
+
+
+def count_query(filters: Filters, today: dt.date) -> Select:
+    """How many rows the table has: the customers alone, joined to the snapshot only when a filter needs it."""
+    where, needs_health = conditions(filters)
+    query = select(func.count(Customer.id))
+    if needs_health:
+        query = query.join(HealthScore, todays_score(today))
+    return query.where(*where)
 
 
 @dataclass
@@ -111,8 +132,8 @@ class Page:
     pages: int
 
 
-def paginate(query: Select, page: int) -> Page:
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+def paginate(query: Select, count: Select, page: int) -> Page:
+    total = db.session.scalar(count)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(page, pages)
     rows = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()

@@ -31,7 +31,7 @@ def get_customer_or_404(public_id: str) -> Customer:
 def table_context(filters: queries.Filters) -> dict:
     today = clock.today()
     ensure_todays_scores(today)
-    page = queries.paginate(queries.table_query(filters, today), filters.page)
+    page = queries.paginate(queries.table_query(filters, today), queries.count_query(filters, today), filters.page)
     return {"filters": filters, "page": page, "cohorts": queries.cohorts(), "team": queries.team(),
             "bulk_form": FlaskForm(), "stages": metrics.STAGES, "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES,
             "page_link": lambda number: url_for(".index", **filters.args(page=number))}
