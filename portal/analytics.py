@@ -82,10 +82,12 @@ def engagement_summary(days: int, today: dt.date | None = None) -> list[dict]:
 
 
 def ensure_todays_scores(today: dt.date) -> None:
-    """Recalculate when some customer has no snapshot for today (first visit before the hourly job)."""
-    customers = db.session.scalar(select(func.count(Customer.id)))
-    scored = db.session.scalar(select(func.count(HealthScore.id)).where(HealthScore.date == today))
-    if scored < customers:
+    """Recalculate everyone on the first page view of a day that has no full recalculation yet.
+
+    Every change recalculates the customers it touches, so after one full run a day the snapshots
+    stay complete; a key lookup tells whether that run happened.
+    """
+    if health.completed_on() != today:
         health.recalculate(today=today)
         db.session.commit()
 

@@ -8,10 +8,11 @@ from sqlalchemy import Select, and_, case, func, or_, select
 
 from . import clock, metrics
 from .extensions import db
-from .models import Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
+from .models import AppSetting, Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
 from .sql import upsert
 
 STEP_COLUMNS = [getattr(Onboarding, step) for step in metrics.STEPS]
+COMPLETED_ON = "health_completed_on"
 
 
 def current_settings() -> HealthSettings:
@@ -105,4 +106,13 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
         )
     keys = ("customer_id", "date")
     upsert(HealthScore.__table__, rows, keys, [name for name in rows[0] if name not in keys] if rows else [])
+    if customer_ids is None:
+        upsert(AppSetting.__table__, [{"key": COMPLETED_ON, "value": today.isoformat(), "updated_at": calculated_at,
+                                       "updated_by": "health"}], ["key"], ["value", "updated_at"])
     return len(rows)
+
+
+def completed_on() -> dt.date | None:
+    """The day of the last recalculation of every customer."""
+    marker = db.session.get(AppSetting, COMPLETED_ON)
+    return dt.date.fromisoformat(marker.value) if marker is not None else None

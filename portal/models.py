@@ -120,7 +120,7 @@ class Customer(PublicId, db.Model):
     organization: Mapped[str] = mapped_column(String(200))
     github_username: Mapped[str] = mapped_column(String(100))
     signup_date: Mapped[dt.date] = mapped_column(Date, index=True)
-    cohort: Mapped[str] = mapped_column(String(50), default="")
+    cohort: Mapped[str] = mapped_column(String(50), default="", index=True)
     industry: Mapped[str] = mapped_column(String(100), default="")
     team_size: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from .. import clock, health, metrics
@@ -28,6 +29,17 @@ def get_customer_or_404(public_id: str) -> Customer:
     return db.get_or_404(Customer, key) if key is not None else abort(404)
 
 
+def cell_tag() -> str:
+    """Cells are td in the table and dd on the profile."""
+    return "dd" if request.args.get("tag") == "dd" else "td"
+
+
+def render_cell(customer: Customer, field: str, tag: str) -> str:
+    edit_url = url_for(".edit_cell", customer_id="CUSTOMER", field="FIELD", tag=tag)
+    return render_template("customers/_cells.html", customer=customer, cell_fields=[field], tag=tag,
+                           can_edit=current_user.role != "viewer", edit_url=edit_url)
+
+
 def table_context(filters: queries.Filters) -> dict:
     today = clock.today()
     ensure_todays_scores(today)
@@ -50,7 +62,7 @@ def cell(customer_id: str, field: str):
     customer = get_customer_or_404(customer_id)
     if field not in service.EDITABLE:
         abort(404)
-    return render_template("customers/_cell.html", customer=customer, field=field, tag=request.args.get("tag", "td"))
+    return render_cell(customer, field, cell_tag())
 
 
 @bp.get("/<customer_id>/cell/<field>/edit")
@@ -60,7 +72,7 @@ def edit_cell(customer_id: str, field: str):
     if field not in service.EDITABLE:
         abort(404)
     return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
-                           cohorts=queries.cohorts(), tag=request.args.get("tag", "td"))
+                           cohorts=queries.cohorts(), tag=cell_tag())
 
 
 @bp.post("/<customer_id>/cell/<field>")
@@ -69,7 +81,7 @@ def save_cell(customer_id: str, field: str):
     customer = get_customer_or_404(customer_id)
     if field not in service.EDITABLE:
         abort(404)
-    tag = request.args.get("tag", "td")
+    tag = cell_tag()
     text = request.form.get("value", "")
     try:
         changes = service.update_fields(customer, {field: text}, *actor())
@@ -80,7 +92,7 @@ def save_cell(customer_id: str, field: str):
     if changes:
         health.recalculate([customer.id])
     db.session.commit()
-    return render_template("customers/_cell.html", customer=customer, field=field, tag=tag)
+    return render_cell(customer, field, tag)
 
 
 @bp.post("/bulk")

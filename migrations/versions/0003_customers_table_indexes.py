@@ -1,4 +1,4 @@
-"""Index for the customers table's default sort: organization whatever its letter case.
+"""Indexes for the customers table: its default sort (organization whatever its letter case) and cohorts.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,7 +16,9 @@ depends_on = None
 
 def upgrade():
     op.create_index('ix_customers_organization_lower', 'customers', [sa.text('lower(organization)'), 'id'])
+    op.create_index('ix_customers_cohort', 'customers', ['cohort'])
 
 
 def downgrade():
+    op.drop_index('ix_customers_cohort', table_name='customers')
     op.drop_index('ix_customers_organization_lower', table_name='customers')
