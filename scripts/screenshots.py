@@ -54,6 +54,11 @@ def main() -> None:
             page.goto(base + "/customers/c1002")
             page.wait_for_timeout(300)
             page.screenshot(path=OUT / "customer.png", full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
+            for name, path in (("customers-phone.png", "/customers"), ("customer-phone.png", "/customers/c1002")):
+                page.goto(base + path)
+                page.wait_for_timeout(300)
+                page.screenshot(path=OUT / name)
             browser.close()
         server.shutdown()
     print(f"screenshots written to {OUT}")

@@ -99,3 +99,35 @@ def test_customer_page_charts_draw_without_console_errors(page: Page, signed_in)
     page.goto(signed_in + "/customers/c1003")
     expect(page.locator("canvas[data-chart][data-drawn=true]")).to_have_count(2)
     assert errors == []
+
+
+def test_bulk_change_of_selected_rows(page: Page, signed_in):
+    page.goto(signed_in + "/customers?q=org%2000")
+    page.get_by_label("Select Org 001").check()
+    page.get_by_label("Select Org 002").check()
+    page.get_by_label("Selected rows:").select_option("status:paused")
+    page.get_by_role("button", name="Apply to selected").click()
+    expect(page.get_by_role("status")).to_contain_text("Set status for 2 customer(s).")
+    expect(page.locator("#c1001-status-td")).to_have_text("Paused")
+    expect(page.locator("#c1003-status-td")).to_have_text("Active")
+
+
+def test_upload_an_import_with_a_bad_row_and_see_its_line_errors(page: Page, signed_in, tmp_path):
+    bad = tmp_path / "engagement.csv"
+    bad.write_text("id,customer_id,date,issues_tagged,prs_generated,prs_merged,prs_rejected,support_requests\n"
+                   ",c1001,2026-01-05,1,1,1,0,0\n,c1001,2026-02-30,1,1,1,0,0\n,c9999,2026-01-06,1,-2,0,0,0\n")
+    page.goto(signed_in + "/import")
+    page.get_by_label("Export zip or CSV file").set_input_files(bad)
+    page.get_by_role("button", name="Import").click()
+    result = page.locator("#import-result")
+    expect(result).to_contain_text("2 bad lines in engagement.csv")
+    expect(result.locator("li")).to_have_count(2)
+    expect(result.locator("li").nth(0)).to_contain_text("engagement.csv line 3: date")
+    expect(result.locator("li").nth(1)).to_contain_text("line 4: customer_id: unknown customer c9999")
+    good = tmp_path / "good" / "engagement.csv"
+    good.parent.mkdir()
+    good.write_text("id,customer_id,date,issues_tagged,prs_generated,prs_merged,prs_rejected,support_requests\n"
+                    ",c1001,2026-01-05,1,1,1,0,0\n")
+    page.get_by_label("Export zip or CSV file").set_input_files(good)
+    page.get_by_role("button", name="Import").click()
+    expect(result.get_by_role("row", name="engagement.csv")).to_contain_text("1")

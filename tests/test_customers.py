@@ -170,12 +170,12 @@ def test_unknown_things_are_404(member, path):
 
 
 def test_bulk_change(app, member, token):
-    response = member.post("/customers/bulk", data={"ids": ["c1001", "c1003"], "field": "cohort", "value": "VIP",
+    response = member.post("/customers/bulk", data={"ids": ["c1001", "c1003"], "change": "cohort:VIP",
                                                     "csrf_token": token, "back": "/customers?q=org"})
     assert response.status_code == 303 and response.headers["Location"] == "/customers?q=org"
     with app.app_context():
         assert db.session.scalars(select(Customer.cohort).order_by(Customer.id)).all() == ["VIP", "GA", "VIP"]
-    bad = member.post("/customers/bulk", data={"ids": ["c1001", "c1002"], "field": "status", "value": "gone",
+    bad = member.post("/customers/bulk", data={"ids": ["c1001", "c1002"], "change": "status:gone",
                                                "csrf_token": token}, follow_redirects=True)
     assert "Nothing changed" in bad.get_data(as_text=True)
     with app.app_context():

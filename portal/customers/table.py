@@ -56,50 +56,50 @@ def index():
     return fragment_or_page("customers/_table.html", "customers/index.html", **table_context(filters))
 
 
+def editable_or_404(customer_id: str, field: str) -> Customer:
+    if field not in service.EDITABLE:
+        abort(404)
+    return get_customer_or_404(customer_id)
+
+
+def render_editor(customer: Customer, field: str, **extra) -> str:
+    return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
+                           cohorts=queries.cohorts(), tag=cell_tag(), **extra)
+
+
 @bp.get("/<customer_id>/cell/<field>")
 @login_required
 def cell(customer_id: str, field: str):
-    customer = get_customer_or_404(customer_id)
-    if field not in service.EDITABLE:
-        abort(404)
-    return render_cell(customer, field, cell_tag())
+    return render_cell(editable_or_404(customer_id, field), field, cell_tag())
 
 
 @bp.get("/<customer_id>/cell/<field>/edit")
 @editor_required
 def edit_cell(customer_id: str, field: str):
-    customer = get_customer_or_404(customer_id)
-    if field not in service.EDITABLE:
-        abort(404)
-    return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
-                           cohorts=queries.cohorts(), tag=cell_tag())
+    return render_editor(editable_or_404(customer_id, field), field)
 
 
 @bp.post("/<customer_id>/cell/<field>")
 @editor_required
 def save_cell(customer_id: str, field: str):
-    customer = get_customer_or_404(customer_id)
-    if field not in service.EDITABLE:
-        abort(404)
-    tag = cell_tag()
+    customer = editable_or_404(customer_id, field)
     text = request.form.get("value", "")
     try:
         changes = service.update_fields(customer, {field: text}, *actor())
     except ValidationError as error:
         db.session.rollback()
-        return render_template("customers/_cell_editor.html", customer=customer, field=field, team=queries.team(),
-                               cohorts=queries.cohorts(), tag=tag, error=str(error), value=text), 422
+        return render_editor(customer, field, error=str(error), value=text), 422
     if changes:
         health.recalculate([customer.id])
     db.session.commit()
-    return render_cell(customer, field, tag)
+    return render_cell(customer, field, cell_tag())
 
 
 @bp.post("/bulk")
 @editor_required
 def bulk():
     form = FlaskForm()
-    field, value = request.form.get("field", ""), request.form.get("value", "")
+    field, _, value = request.form.get("change", "").partition(":")
     keys = [Customer.key_of(text) for text in request.form.getlist("ids")]
     customers = [db.session.get(Customer, key) for key in keys if key is not None]
     back = redirect(request.form.get("back") or url_for(".index"), 303)

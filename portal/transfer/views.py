@@ -128,10 +128,8 @@ def upload_too_large(_error):
     return response
 
 
-@bp.get("/export")
-@login_required
-def export_page():
-    return render_template("transfer/index.html", form=ImportForm())
+# Import and export share one page; both addresses lead to it.
+bp.add_url_rule("/export", "export_page", import_page)
 
 
 @bp.get("/export/customer-tracking.zip")
