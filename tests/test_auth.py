@@ -1,4 +1,6 @@
 """Sign-in: every page behind it, CSRF on the form, local redirects only."""
+import datetime as dt
+
 import pytest
 
 from portal.auth import local_path
@@ -95,3 +97,36 @@ def test_deactivating_signs_out_an_open_session(app, client, auth):
         db.session.scalars(db.select(User).filter_by(email="member@example.com")).one().active = False
         db.session.commit()
     assert client.get("/").status_code == 302
+
+
+def sign_in(client, email="admin@example.com", password="correct horse battery", address="10.0.0.1"):
+    token = csrf_token(client)
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_five_failures_lock_the_account_for_five_minutes(app, client):
+    with app.app_context():
+        add_user()
+    for _ in range(5):
+        assert sign_in(client, password="wrong password").status_code == 200
+    locked = sign_in(client)  # the right password, but too late
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.get_data(as_text=True)
+    assert sign_in(client, address="10.0.0.2").status_code == 429  # the account, from anywhere
+    with app.app_context():
+        from portal.extensions import db
+        from portal.models import LoginAttempt
+
+        for attempt in db.session.scalars(db.select(LoginAttempt)):
+            attempt.attempted_at -= dt.timedelta(minutes=5, seconds=1)
+        db.session.commit()
+    assert sign_in(client).status_code == 302
+
+
+def test_five_failures_from_one_address_lock_that_address(app, client):
+    with app.app_context():
+        add_user()
+    for number in range(5):
+        sign_in(client, email=f"guess{number}@example.com", password="wrong password")
+    assert sign_in(client).status_code == 429
+    assert sign_in(client, address="10.0.0.9").status_code == 302
