@@ -47,7 +47,9 @@ def test_search_filter_sort_and_page(page: Page, signed_in):
     expect(page).to_have_url(re.compile(r"q=org(%20|\+)05"))
     page.get_by_label("Cohort", exact=True).select_option("GA")
     expect(rows(page)).to_have_count(3)
+    expect(page).to_have_url(re.compile(r"cohort=GA"))  # the filtered table, with its own sort links, is in
     page.get_by_role("link", name="Organization").click()
+    expect(page).to_have_url(re.compile(r"dir=desc"))
     expect(rows(page).first).to_contain_text("Org 057")
     page.reload()
     expect(rows(page)).to_have_count(3)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, select
 
-from portal import metrics
+from portal import health, metrics
 from portal.customers import service
 from portal.extensions import db
 from portal.models import AuditLog, Customer, Engagement, Feedback, Intervention, Onboarding, User
@@ -97,6 +97,44 @@ def test_paging_fifty_a_page(app, member):
     assert len(re.findall(r">(Org \d{3})<", first)) == 50 and "page 1 of 2" in first
     assert re.findall(r">(Org \d{3})<", second) == ["Org 051", "Org 052", "Org 053", "Org 054", "Org 055"]
     assert member.get("/customers?page=99", headers=HX).status_code == 200
+
+
+def shown(member, query: str) -> list[str]:
+    return re.findall(r">(Org \d{3})<", member.get(f"/customers?{query}", headers=HX).get_data(as_text=True))
+
+
+@pytest.mark.parametrize("sort", ["score", "stage"])
+@pytest.mark.parametrize("direction", ["", "desc"])
+def test_customers_without_todays_snapshot_sort_last_both_ways(app, member, sort, direction):
+    member.get("/customers")  # today's snapshots for Org 001-003
+    with app.app_context():
+        add(4, steps=5)  # no snapshot until something recalculates it
+        db.session.commit()
+    rows = shown(member, f"sort={sort}&dir={direction}")
+    assert rows[-1] == "Org 004" and sorted(rows) == ["Org 001", "Org 002", "Org 003", "Org 004"]
+    if sort == "score":
+        assert rows[:3] == (["Org 003", "Org 002", "Org 001"] if direction else ["Org 001", "Org 002", "Org 003"])
+
+
+@pytest.mark.parametrize("direction", ["", "desc"])
+def test_ties_go_by_id_across_page_boundaries(app, member, direction):
+    member.get("/customers")
+    with app.app_context():
+        # 100 customers with the same score, named against their id order so a tie broken by name would show.
+        for number in range(4, 104):
+            add(number, organization=f"Org {107 - number:03d}")
+        health.recalculate()
+        add(104)  # no snapshot today: last on the last page
+        db.session.commit()
+    tied = [f"Org {107 - number:03d}" for number in range(4, 104)]
+    scored = ["Org 001", "Org 002", "Org 003"]
+    expected = tied + scored if not direction else scored[::-1] + tied
+    pages = [shown(member, f"sort=score&dir={direction}&page={page}") for page in (1, 2, 3)]
+    assert [len(page) for page in pages] == [50, 50, 4]
+    assert pages[0] + pages[1] + pages[2] == expected + ["Org 104"]
+    assert shown(member, f"sort=score&dir={direction}&page=4") == pages[2]  # past the end: the last page
+    by_name = sorted(expected + ["Org 104"], reverse=bool(direction))
+    assert shown(member, f"sort=organization&dir={direction}&page=2") == by_name[50:100]
 
 
 def test_table_costs_the_same_queries_for_3_or_60_customers(app, member):

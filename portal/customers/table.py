@@ -43,7 +43,7 @@ def render_cell(customer: Customer, field: str, tag: str) -> str:
 def table_context(filters: queries.Filters) -> dict:
     today = clock.today()
     ensure_todays_scores(today)
-    page = queries.paginate(queries.table_query(filters, today), queries.count_query(filters, today), filters.page)
+    page = queries.paginate(filters, today)
     return {"filters": filters, "page": page, "cohorts": queries.cohorts(), "team": queries.team(),
             "bulk_form": FlaskForm(), "stages": metrics.STAGES, "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES,
             "page_link": lambda number: url_for(".index", **filters.args(page=number))}
