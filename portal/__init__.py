@@ -56,6 +56,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .customers import page, table  # noqa: F401  (importing page adds the customer page to table.bp)
 
     app.register_blueprint(table.bp)
+    from .integrations import views as integrations_views
+
+    app.register_blueprint(integrations_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)

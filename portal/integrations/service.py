@@ -1,0 +1,137 @@
+"""Applying an inbound event: the raw event and all its effects in one transaction.
+
+The unique (source, delivery_id) constraint decides what is a duplicate, so two workers receiving
+the same delivery at once apply it once: the second insert waits for the first and then fails.
+"""
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import clock, health, settings, validation
+from ..customers import service as customers
+from ..extensions import db
+from ..models import Customer, Engagement, Event, format_id
+from . import github, signatures
+from .landing import LandingEvent
+from .track import TrackEvent
+
+
+class Conflict(Exception):
+    """Another request changed the same rows at the same moment; the sender should retry."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: str  # processed, unmatched, ignored or duplicate
+    customer_id: str | None = None
+
+
+def receive(source: str, delivery_id: str, event_type: str, payload: dict,
+            handle: Callable[[Event], str]) -> Receipt:
+    """Store the event, let handle() apply it and name the outcome, recalculate health, commit."""
+    event = Event(source=source, delivery_id=delivery_id, event_type=event_type, payload=payload)
+    db.session.add(event)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return Receipt("duplicate")
+    try:
+        event.outcome = handle(event)
+        if event.outcome == "processed" and event.customer_id is not None:
+            health.recalculate([event.customer_id])
+        receipt = Receipt(event.outcome, format_id(Customer.PREFIX, event.customer_id) if event.customer_id else None)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict() from None
+    except BaseException:
+        db.session.rollback()
+        raise
+    return receipt
+
+
+def apply(customer: Customer, actor: str, step: str | None = None, when=None,
+          counts: dict | None = None, day=None) -> None:
+    if step:
+        customers.set_step(customer, step, True, actor, when=when)
+    if counts:
+        customers.record_engagement(customer, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day=day)
+
+
+def customer_by_login(logins: tuple[str, ...]) -> Customer | None:
+    """The customer of the first login that names one."""
+    if not logins:
+        return None
+    found = db.session.scalars(select(Customer).where(func.lower(Customer.github_username).in_(logins))).all()
+    by_login = {customer.github_username.lower(): customer for customer in found}
+    return next((by_login[login] for login in logins if login in by_login), None)
+
+
+def customer_by_email(email: str) -> Customer | None:
+    return db.session.scalars(select(Customer).where(func.lower(Customer.email) == email.lower())).first()
+
+
+def customer_by_key(api_key: str) -> Customer | None:
+    digest = signatures.key_hash(api_key)
+    customer = db.session.scalars(select(Customer).where(Customer.api_key_hash == digest)).first()
+    if customer is None or not hmac.compare_digest(customer.api_key_hash, digest):
+        return None
+    return customer
+
+
+def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
+    effect = github.effect_of(event_name, payload, settings.current())
+
+    def handle(event: Event) -> str:
+        customer = customer_by_login(effect.logins)
+        event.customer_id = customer.id if customer else None
+        if effect.kind in ("ping", "ignored"):
+            return "ignored"
+        if customer is None:
+            return "unmatched"
+        apply(customer, "github", effect.step, effect.when, dict(effect.counts), effect.day)
+        return "processed"
+
+    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle)
+
+
+def receive_track(customer: Customer, request: TrackEvent, payload: dict) -> Receipt:
+    def handle(event: Event) -> str:
+        event.customer_id = customer.id
+        apply(customer, "action", request.step, counts=dict(request.counts))
+        return "processed"
+
+    delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
+    return receive("action", delivery_id, request.event_type, payload, handle)
+
+
+def signup(request: LandingEvent) -> Customer:
+    """The customer with the signup's email, created when there is none."""
+    existing = customer_by_email(request.email)
+    if existing is not None:
+        return existing
+    return customers.add_customer(request.fields, "landing", signup_date=clock.local_date(request.occurred_at))
+
+
+def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> Receipt:
+    validation.email(request.email)  # before it reaches a query
+
+    def handle(event: Event) -> str:
+        if request.event == "signup":
+            event.customer_id = signup(request).id
+            return "processed"
+        customer = customer_by_email(request.email)
+        if customer is None:
+            return "unmatched"
+        event.customer_id = customer.id
+        apply(customer, "landing", "account_created", request.occurred_at)
+        return "processed"
+
+    return receive("landing", delivery_id, request.event, payload, handle)

@@ -1,0 +1,100 @@
+"""The inbound endpoints: verify, then parse, then apply in one transaction (portal.integrations.service).
+
+They are called by machines, so they are exempt from CSRF and every answer, errors included, is JSON.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import csrf
+from ..models import Customer
+from ..validation import ValidationError
+from . import landing, service, signatures, track
+from .payloads import identifier, parse_json
+
+MAX_BODY = 1024 * 1024
+STATUS_CODES = {"processed": 200, "duplicate": 200, "pong": 200, "unmatched": 202, "ignored": 202}
+
+bp = Blueprint("integrations", __name__)
+csrf.exempt(bp)
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    return jsonify(error=str(error)), error.code
+
+
+@bp.errorhandler(ValidationError)
+def invalid(error: ValidationError):
+    return jsonify(error=str(error), field=error.field), 400
+
+
+@bp.errorhandler(service.Conflict)
+def conflict(_error):
+    return jsonify(error="the event conflicted with another being applied at the same moment; retry it"), 409
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return jsonify(error=error.name, message=error.description), error.code
+
+
+def raw_body() -> bytes:
+    request.max_content_length = MAX_BODY  # larger bodies raise 413 before being read
+    return request.get_data(cache=True)
+
+
+def signed_body(secret_name: str, signature_header: str) -> bytes:
+    """The raw body, once its HMAC signature is checked: 503 with no secret, 413 too big, 401 bad."""
+    secret = current_app.config.get(secret_name)
+    if not secret:
+        raise ApiError(503, f"this webhook is not configured: {secret_name} is not set")
+    body = raw_body()
+    if not signatures.verify(secret, body, request.headers.get(signature_header)):
+        raise ApiError(401, f"missing or invalid {signature_header} signature")
+    return body
+
+
+def header(name: str) -> str:
+    return identifier(request.headers.get(name), name)
+
+
+def reply(receipt: service.Receipt, status: str | None = None):
+    status = status or receipt.status
+    body = {"status": status, "customer_id": receipt.customer_id} if receipt.customer_id else {"status": status}
+    return jsonify(body), STATUS_CODES[status]
+
+
+@bp.post("/webhooks/github")
+def github_webhook():
+    payload = parse_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256"))
+    delivery_id, event_name = header("X-GitHub-Delivery"), header("X-GitHub-Event")
+    receipt = service.receive_github(delivery_id, event_name, payload)
+    pong = event_name == "ping" and receipt.status != "duplicate"
+    return reply(receipt, "pong" if pong else None)
+
+
+@bp.post("/metrics/track")
+def metrics_track():
+    customer = service.customer_by_key(request.headers.get("x-api-key", ""))
+    if customer is None:
+        raise ApiError(401, "missing or invalid x-api-key")
+    payload = parse_json(raw_body())
+    event = track.parse(payload, request.headers.get("Idempotency-Key"))
+    if Customer.key_of(event.customer_id) != customer.id:
+        raise ApiError(403, "this API key may only post events for its own customer")
+    return reply(service.receive_track(customer, event, payload))
+
+
+@bp.post("/webhooks/landing")
+def landing_webhook():
+    payload = parse_json(signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256"))
+    delivery_id = header("X-Event-Id")
+    return reply(service.receive_landing(delivery_id, landing.parse(payload), payload))
