@@ -66,7 +66,7 @@ def test_edit_a_cell_in_place_and_it_persists(page: Page, signed_in):
     editor.fill("Acme Robotics")
     editor.press("Enter")
     expect(page.locator("td[data-cell]", has_text="Acme Robotics")).to_be_visible()
-    size = page.locator("#c1001-team_size-td")
+    size = page.locator("tr", has_text="Acme Robotics").locator("td[data-cell=team_size]")
     size.focus()
     size.press("Enter")
     expect(page.get_by_label("Team size of Acme Robotics")).to_be_focused()
@@ -110,8 +110,8 @@ def test_bulk_change_of_selected_rows(page: Page, signed_in):
     page.get_by_label("Selected rows:").select_option("status:paused")
     page.get_by_role("button", name="Apply to selected").click()
     expect(page.get_by_role("status")).to_contain_text("Set status for 2 customer(s).")
-    expect(page.locator("#c1001-status-td")).to_have_text("Paused")
-    expect(page.locator("#c1003-status-td")).to_have_text("Active")
+    expect(page.locator("tr", has_text="Org 001").locator("td[data-cell=status]")).to_have_text("Paused")
+    expect(page.locator("tr", has_text="Org 003").locator("td[data-cell=status]")).to_have_text("Active")
 
 
 def test_upload_an_import_with_a_bad_row_and_see_its_line_errors(page: Page, signed_in, tmp_path):
@@ -133,3 +133,15 @@ def test_upload_an_import_with_a_bad_row_and_see_its_line_errors(page: Page, sig
     page.get_by_label("Export zip or CSV file").set_input_files(good)
     page.get_by_role("button", name="Import").click()
     expect(result.get_by_role("row", name="engagement.csv")).to_contain_text("1")
+
+
+def test_edit_the_profile_in_place(page: Page, signed_in):
+    page.goto(signed_in + "/customers/c1005")
+    page.locator("dd[data-cell=industry]").click()
+    editor = page.get_by_label("Industry of Org 005")
+    expect(editor).to_be_focused()
+    editor.fill("Robotics")
+    editor.press("Enter")
+    expect(page.locator("dd[data-cell=industry]")).to_have_text("Robotics")
+    page.reload()
+    expect(page.locator("dd[data-cell=industry]")).to_have_text("Robotics")

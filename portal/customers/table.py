@@ -35,9 +35,8 @@ def cell_tag() -> str:
 
 
 def render_cell(customer: Customer, field: str, tag: str) -> str:
-    edit_url = url_for(".edit_cell", customer_id="CUSTOMER", field="FIELD", tag=tag)
     return render_template("customers/_cells.html", customer=customer, cell_fields=[field], tag=tag,
-                           can_edit=current_user.role != "viewer", edit_url=edit_url)
+                           can_edit=current_user.role != "viewer")
 
 
 def table_context(filters: queries.Filters) -> dict:

@@ -25,6 +25,19 @@
     });
   }
 
+  // Editable values are plain cells (the table has 300 a page); their container carries the editor's URL.
+  function openEditor(cell) {
+    var holder = cell.closest("[data-edit-url]");
+    if (!holder || cell.querySelector("form")) return false;
+    htmx.ajax("GET", holder.dataset.editUrl.replace("FIELD", cell.dataset.cell), { target: cell, swap: "outerHTML" });
+    return true;
+  }
+
+  document.addEventListener("click", function (event) {
+    var cell = event.target.closest && event.target.closest("[data-cell]");
+    if (cell) openEditor(cell);
+  });
+
   // Keyboard, delegated so it works the moment content is swapped in: Enter on a value opens its editor;
   // Enter on a select in an editor saves; Escape in an editor asks the server for the cell as it was.
   document.addEventListener("keydown", function (event) {
@@ -36,9 +49,8 @@
       return;
     }
     if (event.key !== "Enter") return;
-    if (target.matches && target.matches("[data-cell][hx-get]")) {
-      event.preventDefault();
-      target.click();
+    if (target.matches && target.matches("[data-cell]")) {
+      if (openEditor(target)) event.preventDefault();
     } else if (target.tagName === "SELECT" && target.form && target.form.hasAttribute("data-inline-editor")) {
       event.preventDefault();
       target.form.requestSubmit();
