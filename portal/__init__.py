@@ -14,6 +14,7 @@ NAV_LINKS = [
     ("transfer.import_page", "Import / export", ALL_ROLES, "transfer."),
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
+    ("events.index", "Events", ALL_ROLES, "events."),
 ]
 
 
@@ -59,6 +60,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .integrations import views as integrations_views
 
     app.register_blueprint(integrations_views.bp)
+    from .events import views as events_views
+
+    app.register_blueprint(events_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)

@@ -5,8 +5,6 @@ Every error is one line on stderr and a non-zero exit, and changes nothing.
 from __future__ import annotations
 
 import csv
-import hashlib
-import secrets
 import sys
 import zipfile
 from pathlib import Path
@@ -15,7 +13,7 @@ import click
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, create_app, health, metrics, validation
+from . import create_app, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
 from .customers import service
 from .extensions import db
@@ -195,10 +193,7 @@ def api_key(customer_id):
         customer = service.get_customer(customer_id)
     except ValidationError as error:
         fail(str(error))
-    key = f"ck_{secrets.token_urlsafe(32)}"
-    replaced = "replaced" if customer.api_key_hash else None
-    customer.api_key_hash = hashlib.sha256(key.encode()).hexdigest()
-    audit.record(ACTOR, "customers", customer.public_id, {"api_key": (replaced, "issued")})
+    key = service.issue_api_key(customer, ACTOR)
     db.session.commit()
     click.echo(key)
 

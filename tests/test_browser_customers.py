@@ -56,6 +56,7 @@ def test_search_filter_sort_and_page(page: Page, signed_in):
     expect(rows(page).first).to_contain_text("Org 057")
     page.go_back()
     expect(rows(page).first).to_contain_text("Org 051")
+    expect(page.locator("[id=customer-table]")).to_have_count(1)  # swapped in place, never nested
 
 
 def test_edit_a_cell_in_place_and_it_persists(page: Page, signed_in):

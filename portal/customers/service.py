@@ -6,12 +6,14 @@ commits, so a failure changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Mapping
 
 from sqlalchemy import func, select
 
 from .. import audit, clock, metrics, validation
 from ..extensions import db
+from ..integrations.signatures import key_hash
 from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, User
 from ..sql import upsert
 from ..validation import ValidationError
@@ -23,6 +25,15 @@ def get_customer(public_id: str) -> Customer:
     if customer is None:
         raise ValidationError(f"unknown customer {public_id!r}", "customer_id")
     return customer
+
+
+def issue_api_key(customer: Customer, actor: str, user_id: int | None = None) -> str:
+    """A new metrics-API key for the customer, replacing any old one; only its hash is kept, so show it once."""
+    key = f"ck_{secrets.token_urlsafe(32)}"
+    replaced = "replaced" if customer.api_key_hash else None
+    customer.api_key_hash = key_hash(key)
+    audit.record(actor, "customers", customer.public_id, {"api_key": (replaced, "issued")}, user_id)
+    return key
 
 
 def check_unique(email: str, github_username: str, except_id: int | None = None) -> None:

@@ -10,14 +10,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import clock, health, settings, validation
 from ..customers import service as customers
 from ..extensions import db
-from ..models import Customer, Engagement, Event, format_id
-from . import github, signatures
+from ..models import Customer, EmailNotification, Engagement, Event, format_id
+from . import email_events, github, landing, signatures
 from .landing import LandingEvent
 from .track import TrackEvent
 
@@ -135,3 +136,90 @@ def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> R
         return "processed"
 
     return receive("landing", delivery_id, request.event, payload, handle)
+
+
+def apply_stored(event: Event, customer: Customer, actor: str) -> None:
+    """Apply an already-stored event's effects to a chosen customer: an unmatched event assigned in the portal."""
+    if event.source == "github":
+        name = event.event_type.partition(".")[0]  # stored as "issues.labeled"
+        effect = github.effect_of(name, event.payload, settings.current())
+        if effect.kind == "apply":
+            apply(customer, actor, effect.step, effect.when, dict(effect.counts), effect.day)
+    elif event.source == "landing" and event.event_type == "account_created":
+        apply(customer, actor, "account_created", landing.parse(event.payload).occurred_at)
+
+
+# The email provider's event webhook: a whole array in one transaction.
+
+RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sender may retry
+
+
+def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailNotification]:
+    """The notifications the events name, by provider message id."""
+    wanted = {candidate for item in events for candidate in email_events.candidates(item.message_id)}
+    if not wanted:
+        return {}
+    found = db.session.scalars(select(EmailNotification).where(EmailNotification.provider_message_id.in_(wanted)))
+    return {notification.provider_message_id: notification for notification in found}
+
+
+def insert_new_event(values: dict) -> int | None:
+    """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(Event).values(**values)
+                 .on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(Event.id))
+    return db.session.execute(statement).scalar()
+
+
+def advance_notification(notification_id: int, status: str) -> bool:
+    """Move the email to status when that is forward; one atomic UPDATE, so racing events cannot go back."""
+    result = db.session.execute(
+        update(EmailNotification).where(EmailNotification.id == notification_id,
+                                        EmailNotification.status.in_(email_events.moves_to(status)))
+        .values(status=status).execution_options(synchronize_session=False))
+    return result.rowcount > 0
+
+
+def store_email_event(item: email_events.EmailEvent, notification: EmailNotification | None) -> int | None:
+    return insert_new_event({
+        "source": "email_provider", "delivery_id": item.event_id, "event_type": item.event,
+        "customer_id": notification.customer_id if notification else None, "payload": item.payload,
+        "outcome": "processed" if notification else "unmatched",
+        "detail": item.note if notification else f"no email with provider message id {item.message_id!r}"})
+
+
+def apply_email_events(events: list[email_events.EmailEvent]) -> dict[str, int]:
+    """Store every event (sorted, so concurrent batches lock in one order), then move statuses forward."""
+    counts = {"processed": 0, "duplicate": 0, "unmatched": 0}
+    notifications, moves = notifications_for(events), []
+    for item in sorted(events, key=lambda event: event.event_id):
+        notification = next((notifications[c] for c in email_events.candidates(item.message_id)
+                             if c in notifications), None)
+        event_id = store_email_event(item, notification)
+        if event_id is None:
+            counts["duplicate"] += 1
+            continue
+        counts["processed" if notification else "unmatched"] += 1
+        if notification is not None and item.status:
+            moves.append((notification.id, item.status, event_id))
+    for notification_id, status, event_id in sorted(moves):
+        if not advance_notification(notification_id, status):
+            db.session.execute(update(Event).where(Event.id == event_id).values(
+                detail=f"status {status} not applied: email statuses only move forward and bounced/dropped are final"))
+    return counts
+
+
+def receive_email_events(events: list[email_events.EmailEvent]) -> dict[str, int]:
+    """Apply the array and commit once; a deadlock or serialization failure answers Conflict (retry)."""
+    try:
+        counts = apply_email_events(events)
+        db.session.commit()
+    except DBAPIError as error:
+        db.session.rollback()
+        if getattr(error.orig, "sqlstate", None) in RETRY_SQLSTATES:
+            raise Conflict() from None
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise
+    return counts

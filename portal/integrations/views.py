@@ -4,13 +4,15 @@ They are called by machines, so they are exempt from CSRF and every answer, erro
 """
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf
 from ..models import Customer
 from ..validation import ValidationError
-from . import landing, service, signatures, track
+from . import email_events, landing, service, signatures, track
 from .payloads import identifier, parse_json
 
 MAX_BODY = 1024 * 1024
@@ -98,3 +100,29 @@ def landing_webhook():
     payload = parse_json(signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256"))
     delivery_id = header("X-Event-Id")
     return reply(service.receive_landing(delivery_id, landing.parse(payload), payload))
+
+
+def ecdsa_signed_body() -> bytes:
+    """The raw body, once the provider's ECDSA signature and timestamp are checked (503, 413, 401)."""
+    configured = current_app.config.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    if not configured:
+        raise ApiError(503, "this webhook is not configured: SENDGRID_WEBHOOK_PUBLIC_KEY is not set")
+    try:
+        key = email_events.public_key(configured)
+    except ValueError as error:
+        raise ApiError(503, f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable: {error}") from None
+    body = raw_body()
+    signature = request.headers.get(email_events.SIGNATURE_HEADER)
+    timestamp = request.headers.get(email_events.TIMESTAMP_HEADER)
+    if not email_events.verify(key, body, signature, timestamp):
+        raise ApiError(401, f"missing or invalid {email_events.SIGNATURE_HEADER} signature")
+    max_age = int(current_app.config.get("WEBHOOK_MAX_AGE_SECONDS") or 0)
+    if not email_events.fresh(timestamp, time.time(), max_age):
+        raise ApiError(401, f"{email_events.TIMESTAMP_HEADER} must be an integer within {max_age} seconds of now")
+    return body
+
+
+@bp.post("/webhooks/email-events")
+def email_events_webhook():
+    events = email_events.parse(ecdsa_signed_body())
+    return jsonify(service.receive_email_events(events)), 200
