@@ -74,3 +74,9 @@ def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
     if cleaned not in allowed:
         raise ValidationError(f"{field} must be one of {', '.join(allowed)}, not {value!r}", field)
     return cleaned
+
+
+def page_number(text: str | None, last: int = 100_000) -> int:
+    """A page number from a query string: 1 for anything that is not one."""
+    text = text or "1"
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < last else 1

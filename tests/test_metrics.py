@@ -160,3 +160,4 @@ def test_metrics_module_has_no_flask():
                                          ("at_risk", "At risk"), ("", "")])
 def test_label(value, text):
     assert metrics.label(value) == text
+

@@ -10,7 +10,7 @@ from .. import audit, clock, explain, health, metrics
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
 from ..models import Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
-from ..validation import ValidationError
+from ..validation import ValidationError, page_number
 from . import queries, service, timeline
 from .forms import DetailsForm, FeedbackForm, InterventionForm, team_choices
 from .table import bp, get_customer_or_404
@@ -136,8 +136,7 @@ def save_details(customer_id: str):
 @login_required
 def timeline_page(customer_id: str):
     customer = get_customer_or_404(customer_id)
-    page = request.args.get("page", "1")
-    number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
+    number = page_number(request.args.get("page"), last=10_000)
     entries, more = timeline.page(customer, number)
     return render_template("customers/_timeline_items.html", customer=customer, entries=entries, more=more,
                            timeline_page=number)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import contains_eager
@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from .. import metrics
 from ..extensions import db
 from ..models import CUSTOMER_STATUSES, Customer, HealthScore, User
+from ..validation import page_number
 
 PAGE_SIZE = 50
 SORTS = {
@@ -42,7 +43,6 @@ class Filters:
     sort: str = "organization"
     desc: bool = False
     page: int = 1
-    problems: list[str] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args: MultiDict) -> Filters:
@@ -53,8 +53,7 @@ class Filters:
                 setattr(filters, name, value)
         filters.sort = args.get("sort") if args.get("sort") in SORTS else "organization"
         filters.desc = args.get("dir") == "desc"
-        page = args.get("page", "1")
-        filters.page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        filters.page = page_number(args.get("page"))
         return filters
 
     def args(self, **changes) -> dict:

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..integrations.github import LOGIN_PATHS
 from ..integrations.payloads import dig
 from ..models import EVENT_OUTCOMES, EVENT_SOURCES, Customer, Event
+from ..validation import page_number
 
 PAGE_SIZE = 50
 
@@ -31,8 +32,7 @@ class Filters:
         filters = cls(type=args.get("type", "").strip()[:80], customer=args.get("customer", "").strip()[:20])
         filters.source = args.get("source", "") if args.get("source") in EVENT_SOURCES else ""
         filters.outcome = args.get("outcome", "") if args.get("outcome") in EVENT_OUTCOMES else ""
-        page = args.get("page", "1")
-        filters.page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        filters.page = page_number(args.get("page"))
         return filters
 
     def args(self, **changes) -> dict:
