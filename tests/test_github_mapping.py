@@ -1,4 +1,4 @@
-"""The pure mapping of GitHub deliveries to effects, with the real payloads in ../shared/fixtures/github."""
+"""The pure mapping of GitHub deliveries to effects, with real payloads (tests/fixtures/github, from octokit/webhooks)."""
 import copy
 import datetime as dt
 import json
@@ -9,7 +9,7 @@ import pytest
 from portal.integrations import github, payloads
 from portal.validation import ValidationError
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github"
 SETTINGS = {"trigger_label": "bug", "pr_branch_prefix": "changes"}
 UTC = dt.timezone.utc
 
