@@ -54,6 +54,10 @@ def main() -> None:
             page.goto(base + "/customers/c1002")
             page.wait_for_timeout(300)
             page.screenshot(path=OUT / "customer.png", full_page=True)
+            page.goto(base + "/events")
+            page.screenshot(path=OUT / "events.png")
+            page.goto(base + "/settings")
+            page.screenshot(path=OUT / "settings.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
             for name, path in (("customers-phone.png", "/customers"), ("customer-phone.png", "/customers/c1002")):
                 page.goto(base + path)
