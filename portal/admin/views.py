@@ -9,8 +9,9 @@ from flask_wtf import FlaskForm
 
 from .. import clock
 from ..auth import actor, admin_required
-from ..extensions import db, htmx
+from ..extensions import db
 from ..models import ROLES, User
+from ..pages import wants_fragment
 from ..validation import ValidationError
 from . import bp, settings_service, team
 from .forms import ActiveForm, MemberForm, RoleForm, SettingsForm
@@ -98,7 +99,7 @@ def change_user(user: User, form: FlaskForm, change: Callable[[], bool], describ
             db.session.rollback()
             error = str(problem)
     message = error or describe(user)
-    if htmx and not htmx.boosted and not htmx.history_restore_request:
+    if wants_fragment():
         response = make_response(render_template("admin/_user_row.html", user=user, error=error))
         if not error:
             response.headers["HX-Trigger"] = json.dumps({"toast": message})

@@ -8,20 +8,14 @@ from flask_wtf import FlaskForm
 from .. import clock, health, metrics
 from ..analytics import ensure_todays_scores
 from ..auth import actor, editor_required, login_required
-from ..extensions import db, htmx
+from ..extensions import db
 from ..models import CUSTOMER_STATUSES, Customer
+from ..pages import fragment_or_page
 from ..validation import ValidationError
 from . import queries, service
 from .forms import NewCustomerForm, team_choices
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
-
-
-def fragment_or_page(partial: str, whole: str, **context):
-    """The partial for htmx (not for boosted navigation or history restores), the whole page otherwise."""
-    wants_partial = htmx and not htmx.boosted and not htmx.history_restore_request
-    response = render_template(partial if wants_partial else whole, **context)
-    return response, 200, {"Vary": "HX-Request"}
 
 
 def get_customer_or_404(public_id: str) -> Customer:

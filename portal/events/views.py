@@ -6,9 +6,10 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from ..auth import actor, editor_required, login_required
 from ..customers import service as customers
-from ..customers.table import fragment_or_page, get_customer_or_404
+from ..customers.table import get_customer_or_404
 from ..extensions import db
 from ..models import EVENT_OUTCOMES, EVENT_SOURCES, Customer, Event, format_id
+from ..pages import fragment_or_page
 from ..validation import ValidationError
 from . import queries, service
 

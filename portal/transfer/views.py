@@ -19,7 +19,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from ..auth import actor, editor_required
-from ..extensions import db, htmx
+from ..extensions import db
+from ..pages import wants_fragment
 from . import exports, imports
 from .csvformat import IMPORTABLE, ImportRejected
 
@@ -69,10 +70,6 @@ def counts_of(result: imports.ImportResult) -> list[tuple[str, int, int, int]]:
     """(file, created, updated, unchanged) for each file that had rows."""
     return [(name, result.created.get(name, 0), result.updated.get(name, 0), result.unchanged.get(name, 0))
             for name in IMPORTABLE if name in result.created or name in result.updated or name in result.unchanged]
-
-
-def wants_fragment() -> bool:
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def render_import(status: int = 200, form: ImportForm | None = None, **result):
