@@ -18,18 +18,23 @@ from .table import bp, get_customer_or_404
 HISTORY_DAYS = 90
 
 
+def snapshots(customer, today: dt.date) -> list[HealthScore]:
+    return db.session.scalars(
+        select(HealthScore).where(HealthScore.customer_id == customer.id,
+                                  HealthScore.date > today - dt.timedelta(days=HISTORY_DAYS), HealthScore.date <= today)
+        .order_by(HealthScore.date)
+    ).all()
+
+
 def health_context(customer) -> dict:
     """Today's score explained: components and inputs, change since 7 and 30 days, why, what next."""
     today = clock.today()
-    health.recalculate([customer.id], today)
-    db.session.commit()
-    history = db.session.scalars(
-        select(HealthScore).where(HealthScore.customer_id == customer.id,
-                                  HealthScore.date > today - dt.timedelta(days=HISTORY_DAYS))
-        .order_by(HealthScore.date)
-    ).all()
-    by_date = {snapshot.date: snapshot for snapshot in history}
-    current = by_date[today]
+    history = snapshots(customer, today)
+    if not history or history[-1].date != today:  # every change rescores; only a new day can leave a gap
+        health.recalculate([customer.id], today)
+        db.session.commit()
+        history = snapshots(customer, today)
+    current = history[-1]
     weights = health.weights_of(db.session.get(HealthSettings, current.settings_version))
 
     def at(days: int):
@@ -109,7 +114,8 @@ def toggle_step(customer_id: str, step: str):
     if step not in metrics.STEPS:
         abort(404)
     name, user_id = actor()
-    service.set_step(customer, step, request.form.get("done") == "true", name, user_id=user_id)
+    if service.set_step(customer, step, request.form.get("done") == "true", name, user_id=user_id):
+        health.recalculate([customer.id])
     db.session.commit()
     context = {"customer": customer, "steps": metrics.STEPS, **health_context(customer)}
     return render_template("customers/_checklist_response.html", **context)
