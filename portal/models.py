@@ -25,6 +25,8 @@ FEEDBACK_SOURCES = ("survey", "call", "email", "support")
 INTERVENTION_KINDS = ("note", "call", "email", "task")
 INTERVENTION_STATUSES = ("open", "done", "snoozed", "cancelled")
 INTERVENTION_TRIGGERS = ("person", "rule")
+JOB_OUTCOMES = ("running", "succeeded", "failed", "skipped")
+JOB_TRIGGERS = ("schedule", "manual")
 PUBLIC_ID_OFFSET = 1000
 
 
@@ -126,6 +128,7 @@ class Customer(PublicId, db.Model):
     status: Mapped[str] = mapped_column(String(16), default="active")
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -286,6 +289,13 @@ class EmailNotification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # What the templates are rendered from, and what was rendered when the message went out.
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    # A delivery run claims rows by writing its token and a lease; an expired lease frees the row.
+    claim_token: Mapped[str | None] = mapped_column(String(36), index=True)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -333,6 +343,8 @@ class Intervention(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The rule that created a task (trigger "rule"), so a rule does not repeat while its task is open.
+    rule: Mapped[str | None] = mapped_column(String(60), index=True)
 
 
 class AuditLog(db.Model):
@@ -374,3 +386,52 @@ class AppSetting(db.Model):
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(120), default="system")
+
+
+class NpsSurvey(db.Model):
+    """One NPS question sent to a customer; its signed links record a single answer."""
+
+    __tablename__ = "nps_surveys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    period: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="SET NULL"), unique=True)
+
+    __table_args__ = (UniqueConstraint("customer_id", "period", name="uq_nps_surveys_customer_period"),)
+
+
+class JobRun(db.Model):
+    """One run of a scheduled job: what ran, when, how it ended, and how far it got."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint(one_of("outcome", JOB_OUTCOMES), name="outcome"),
+        CheckConstraint(one_of("trigger", JOB_TRIGGERS), name="trigger"),
+        Index("ix_job_runs_job_started", "job", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(60))
+    trigger: Mapped[str] = mapped_column(String(10), default="schedule")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(10), default="running")
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    runner: Mapped[str] = mapped_column(String(120), default="")
+
+
+class JobLease(db.Model):
+    """The one-runner lock where the database has no advisory locks (SQLite): a lease row per job."""
+
+    __tablename__ = "job_leases"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
