@@ -57,15 +57,26 @@ def fresh_database(url: str) -> None:
         db.engine.dispose()
 
 
+COHORTS = {"VIP": 1, "Beta": 4, "GA": 5}
+STATUSES = {"active": 8, "paused": 1, "churned": 1}
+INDUSTRIES = ("SaaS", "Fintech", "Retail", "Health", "Media")
+
+
+def pick(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(list(weights), list(weights.values()))[0]
+
+
 def customer_rows(count: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
-    """Customers c1001.. and their onboarding rows, with a random number of steps done."""
-    now, signup = utcnow(), utc_today() - dt.timedelta(days=120)
+    """Customers c1001.. spread over cohorts, statuses and industries as a real book of business is, and their
+    onboarding rows, with a random number of steps done."""
+    now, first_signup = utcnow(), utc_today() - dt.timedelta(days=180)
     customers, onboarding = [], []
     for key in range(1, count + 1):
         customers.append({
             "id": key, "email": f"team{key}@example.com", "organization": f"Org {key}",
-            "github_username": f"org-{key}", "signup_date": signup, "cohort": "Beta", "industry": "SaaS",
-            "team_size": 5, "status": "active", "created_at": now, "updated_at": now,
+            "github_username": f"org-{key}", "signup_date": first_signup + dt.timedelta(days=rng.randint(0, 120)),
+            "cohort": pick(rng, COHORTS), "industry": rng.choice(INDUSTRIES), "team_size": rng.randint(1, 50),
+            "status": pick(rng, STATUSES), "created_at": now, "updated_at": now,
         })
         done = rng.randint(0, len(STEPS))
         onboarding.append({"id": key, "customer_id": key, "blocker_type": "none", "notes": "", "updated_at": now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import Integer, case, cast, func, select
 
 from . import clock, health, metrics
@@ -85,11 +86,16 @@ def ensure_todays_scores(today: dt.date) -> None:
     """Recalculate everyone on the first page view of a day that has no full recalculation yet.
 
     Every change recalculates the customers it touches, so after one full run a day the snapshots
-    stay complete; a key lookup tells whether that run happened.
+    stay complete; a key lookup tells whether that run happened, and once it has, the process remembers
+    it for the rest of the day (the marker only ever moves forward), so a page view costs no query for it.
     """
+    seen = current_app.extensions.setdefault("portal.scores_complete", set())
+    if today in seen:
+        return
     if health.completed_on() != today:
         health.recalculate(today=today)
         db.session.commit()
+    seen.add(today)
 
 
 @dataclass

@@ -29,7 +29,7 @@ def cell_tag() -> str:
 
 
 def render_cell(customer: Customer, field: str, tag: str) -> str:
-    return render_template("customers/_cells.html", customer=customer, cell_fields=[field], tag=tag,
+    return render_template("customers/_cell.html", customer=customer, field=field, tag=tag,
                            can_edit=current_user.role != "viewer")
 
 
