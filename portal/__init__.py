@@ -15,6 +15,7 @@ NAV_LINKS = [
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
     ("events.index", "Events", ALL_ROLES, "events."),
+    ("analytics.index", "Analytics", ALL_ROLES, "analytics."),
 ]
 
 
@@ -63,6 +64,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .events import views as events_views
 
     app.register_blueprint(events_views.bp)
+    from .analytics import views as analytics_views
+
+    app.register_blueprint(analytics_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)

@@ -56,6 +56,11 @@ def main() -> None:
             page.screenshot(path=OUT / "customer.png", full_page=True)
             page.goto(base + "/events")
             page.screenshot(path=OUT / "events.png")
+            page.goto(base + "/analytics")
+            page.wait_for_timeout(300)
+            for summary in page.locator("details > summary").all():
+                summary.click()
+            page.screenshot(path=OUT / "analytics.png", full_page=True)
             page.goto(base + "/settings")
             page.screenshot(path=OUT / "settings.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})

@@ -170,3 +170,7 @@ def cohorts() -> list[str]:
 
 def team() -> list[User]:
     return db.session.scalars(select(User).where(User.active).order_by(User.name)).all()
+
+
+def industries() -> list[str]:
+    return sorted(set(db.session.scalars(select(Customer.industry).distinct()).all()) - {""})

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import Integer, case, cast, func, select
 
-from . import clock, health, metrics
-from .extensions import db
-from .models import Customer, Engagement, HealthScore, Onboarding, format_id
+from .. import clock, health, metrics
+from ..extensions import db
+from ..models import Customer, Engagement, HealthScore, Onboarding, format_id
 
 
 def percent(part: int, whole: int) -> int:

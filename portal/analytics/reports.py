@@ -1,0 +1,239 @@
+"""The analytics page's reports: cohort retention, the funnel per cohort, band migration and weekly trends.
+
+Each report is a few grouped queries folded into a `Table` (headers and rows), which the page shows,
+the chart draws and the CSV download writes, so the three can never disagree. Filters narrow the
+customers (cohort, owner, industry) and the period (`start`..`end`, days inclusive).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Date, Integer, and_, case, cast, func, or_, select
+from sqlalchemy.orm import aliased
+
+from .. import metrics
+from ..extensions import db
+from ..models import Customer, Engagement, HealthScore, Onboarding
+
+RETENTION_WEEKS = 12
+MIGRATION_DAYS = 30
+NO_SNAPSHOT = "no_snapshot"
+TEAM_SIZES = ((1, 5), (6, 20), (21, 50), (51, None))  # team-size brackets, inclusive
+GROUPINGS = ("overall", "cohort", "industry", "team_size")
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    headers: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class Filters:
+    start: dt.date
+    end: dt.date
+    cohort: str = ""
+    owner: str = ""  # a user id, "none", or "" for anyone
+    industry: str = ""
+
+    def customer_conditions(self) -> list:
+        where = []
+        if self.cohort:
+            where.append(Customer.cohort == self.cohort)
+        if self.industry:
+            where.append(Customer.industry == self.industry)
+        if self.owner == "none":
+            where.append(Customer.owner_id.is_(None))
+        elif self.owner.isdigit():
+            where.append(Customer.owner_id == int(self.owner))
+        return where
+
+
+def week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def share(part: int, whole: int) -> int:
+    return part * 100 // whole if whole else 0
+
+
+def days_between(later, earlier):
+    """later - earlier in whole days, as SQL on either database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return cast(cast(later, Date) - cast(earlier, Date), Integer)
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
+def active_day():
+    return or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
+
+
+# -- cohort retention ----------------------------------------------------------------------------------------
+
+def retention(filters: Filters) -> Table:
+    """Weekly signup cohorts (by the Monday of the signup week) and, for week N after each customer's own signup
+    date (days 7N..7N+6), the share of the cohort with any engagement. A week not yet begun for the cohort's first
+    day is left empty rather than shown as 0%."""
+    first, last = week_start(filters.start), filters.end
+    signed = (Customer.signup_date >= first, Customer.signup_date <= last, *filters.customer_conditions())
+    sizes: dict[dt.date, int] = {}
+    for signup, count in db.session.execute(
+        select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date)
+    ):
+        sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
+    offset = days_between(Engagement.date, Customer.signup_date)
+    week = offset // 7
+    active: dict[tuple[dt.date, int], int] = {}
+    rows = db.session.execute(
+        select(Customer.signup_date, week, func.count(func.distinct(Customer.id)))
+        .join(Engagement, Engagement.customer_id == Customer.id)
+        .where(*signed, active_day(), offset >= 0, offset < RETENTION_WEEKS * 7, Engagement.date <= last)
+        .group_by(Customer.signup_date, week)
+    )
+    for signup, number, count in rows:
+        key = (week_start(signup), int(number))
+        active[key] = active.get(key, 0) + count
+    table = Table("retention", "Cohort retention: share of each weekly signup cohort active in week N",
+                  ["Signup week", "Customers", *(f"Week {n}" for n in range(RETENTION_WEEKS))])
+    for cohort_week in sorted(sizes):
+        cells = [share(active.get((cohort_week, n), 0), sizes[cohort_week])
+                 if cohort_week + dt.timedelta(days=7 * n) <= last else None for n in range(RETENTION_WEEKS)]
+        table.rows.append([cohort_week.isoformat(), sizes[cohort_week], *cells])
+    return table
+
+
+def retention_curve(table: Table) -> list[int | None]:
+    """Week N's share across every cohort that has reached week N, weighted by cohort size."""
+    curve = []
+    for column in range(2, 2 + RETENTION_WEEKS):
+        reached = [(row[1], row[column]) for row in table.rows if row[column] is not None]
+        customers = sum(size for size, _ in reached)
+        curve.append(round(sum(size * value for size, value in reached) / customers) if customers else None)
+    return curve
+
+
+# -- funnel per cohort ---------------------------------------------------------------------------------------
+
+def funnel(filters: Filters) -> Table:
+    """For each cohort of customers who signed up in the period: the share at each onboarding step, and the median
+    days from signup to the welcome email and from each step to the next (over customers who reached both)."""
+    done = [getattr(Onboarding, step) for step in metrics.STEPS]
+    times = [getattr(Onboarding, f"{step}_at") for step in metrics.STEPS]
+    rows = db.session.execute(
+        select(Customer.cohort, Customer.signup_date, *done, *times)
+        .join(Onboarding, Onboarding.customer_id == Customer.id)
+        .where(Customer.signup_date.between(filters.start, filters.end), *filters.customer_conditions())
+        .order_by(Customer.cohort)
+    )
+    cohorts: dict[str, list] = {}
+    steps = len(metrics.STEPS)
+    for cohort, signup, *values in rows:
+        cohorts.setdefault(cohort or "(none)", []).append((signup, values[:steps], values[steps:]))
+    gaps = [f"Signup to {metrics.label(metrics.STEPS[0])}"] + [
+        f"{metrics.label(before)} to {metrics.label(after)}" for before, after in zip(metrics.STEPS, metrics.STEPS[1:])
+    ]
+    table = Table("funnel", "Funnel per cohort: share at each step, median days between steps",
+                  ["Cohort", "Customers", *(f"{metrics.label(step)} %" for step in metrics.STEPS),
+                   *(f"{gap} (median days)" for gap in gaps)])
+    for cohort, members in cohorts.items():
+        reached = [share(sum(1 for _, done, _ in members if done[index]), len(members)) for index in range(steps)]
+        table.rows.append([cohort, len(members), *reached, *median_gaps([(signup, times) for signup, _, times in members])])
+    return table
+
+
+def median_gaps(members: list[tuple[dt.date, list]]) -> list[float | None]:
+    medians = []
+    for index in range(len(metrics.STEPS)):
+        spans = []
+        for signup, reached in members:
+            before = reached[index - 1].date() if index and reached[index - 1] is not None else signup if not index else None
+            if reached[index] is not None and before is not None:
+                spans.append((reached[index].date() - before).days)
+        middle = round(float(statistics.median(spans)), 1) if spans else None
+        medians.append(int(middle) if middle is not None and middle.is_integer() else middle)
+    return medians
+
+
+# -- band migration ------------------------------------------------------------------------------------------
+
+def migration_query(filters: Filters, before: str | None = None, after: str | None = None):
+    """Customers with their band MIGRATION_DAYS before `end` and on `end` (None: no snapshot that day),
+    optionally only those that moved from `before` to `after` (NO_SNAPSHOT for none)."""
+    then, now = aliased(HealthScore), aliased(HealthScore)
+    start = filters.end - dt.timedelta(days=MIGRATION_DAYS)
+    query = (
+        select(Customer, then.status.label("before"), now.status.label("after"))
+        .outerjoin(then, and_(then.customer_id == Customer.id, then.date == start))
+        .outerjoin(now, and_(now.customer_id == Customer.id, now.date == filters.end))
+        .where(*filters.customer_conditions())
+    )
+    for band, column in ((before, then.status), (after, now.status)):
+        if band == NO_SNAPSHOT:
+            query = query.where(column.is_(None))
+        elif band:
+            query = query.where(column == band)
+    return query, then, now
+
+
+def migration(filters: Filters) -> Table:
+    """How many customers moved from each band MIGRATION_DAYS before `end` to each band on `end`; a customer
+    without a snapshot on either day is counted under "no snapshot"."""
+    query, then, now = migration_query(filters)
+    grouped = query.with_only_columns(then.status, now.status, func.count()).group_by(then.status, now.status)
+    counts = {(before or NO_SNAPSHOT, after or NO_SNAPSHOT): count for before, after, count in db.session.execute(grouped)}
+    bands = (*metrics.STATUSES, NO_SNAPSHOT)
+    table = Table("migration", f"Band migration: band {MIGRATION_DAYS} days before {filters.end} (rows) to band on it (columns)",
+                  ["From / to", *(metrics.label(band) for band in bands), "Total"])
+    for before in bands:
+        row = [counts.get((before, after), 0) for after in bands]
+        table.rows.append([metrics.label(before), *row, sum(row)])
+    return table
+
+
+def migration_customers(filters: Filters, before: str, after: str, limit: int = 200) -> list[Customer]:
+    query, _, _ = migration_query(filters, before, after)
+    return db.session.scalars(query.order_by(func.lower(Customer.organization), Customer.id).limit(limit)).all()
+
+
+# -- weekly trends -------------------------------------------------------------------------------------------
+
+def group_key(grouping: str):
+    """The column a trend is split by; None for one line over every customer."""
+    if grouping == "cohort":
+        return Customer.cohort
+    if grouping == "industry":
+        return Customer.industry
+    if grouping == "team_size":
+        return case(*((Customer.team_size <= high, f"{low}-{high}") for low, high in TEAM_SIZES if high),
+                    else_=f"{TEAM_SIZES[-1][0]}+")
+    return None
+
+
+def trends(filters: Filters, grouping: str = "overall") -> Table:
+    """Per week (Monday) of the period and per group: issues tagged, PRs generated and merged, and the PR success
+    rate (merged / generated, truncated, 0 when none was generated)."""
+    key = group_key(grouping)
+    sums = [func.sum(getattr(Engagement, count)) for count in ("issues_tagged", "prs_generated", "prs_merged")]
+    grouped = (Engagement.date,) if key is None else (Engagement.date, key)
+    rows = db.session.execute(
+        select(*grouped, *sums)
+        .join(Customer, Customer.id == Engagement.customer_id)
+        .where(Engagement.date.between(filters.start, filters.end), *filters.customer_conditions())
+        .group_by(*grouped)
+    )
+    weeks: dict[tuple[dt.date, str], list[int]] = {}
+    for day, *values in rows:
+        group = "All customers" if key is None else (values.pop(0) or "(none)")
+        totals = weeks.setdefault((week_start(day), group), [0, 0, 0])
+        for index, value in enumerate(values):
+            totals[index] += int(value or 0)
+    table = Table("trends", "Weekly trends: issues tagged, PRs generated and merged, PR success rate",
+                  ["Week", metrics.label(grouping), "Issues tagged", "PRs generated", "PRs merged", "Success rate %"])
+    for (week, group), (issues, generated, merged) in sorted(weeks.items()):
+        table.rows.append([week.isoformat(), group, issues, generated, merged, metrics.success_rate(merged, generated)])
+    return table
