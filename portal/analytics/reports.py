@@ -220,12 +220,11 @@ def trends(filters: Filters, grouping: str = "overall") -> Table:
     key = group_key(grouping)
     sums = [func.sum(getattr(Engagement, count)) for count in ("issues_tagged", "prs_generated", "prs_merged")]
     grouped = (Engagement.date,) if key is None else (Engagement.date, key)
-    rows = db.session.execute(
-        select(*grouped, *sums)
-        .join(Customer, Customer.id == Engagement.customer_id)
-        .where(Engagement.date.between(filters.start, filters.end), *filters.customer_conditions())
-        .group_by(*grouped)
-    )
+    query = select(*grouped, *sums).where(Engagement.date.between(filters.start, filters.end)).group_by(*grouped)
+    narrowed = filters.customer_conditions()
+    if narrowed or key is not None:  # the customers table only when a filter or the grouping needs it
+        query = query.join(Customer, Customer.id == Engagement.customer_id).where(*narrowed)
+    rows = db.session.execute(query)
     weeks: dict[tuple[dt.date, str], list[int]] = {}
     for day, *values in rows:
         group = "All customers" if key is None else (values.pop(0) or "(none)")
