@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, url_for
 from flask_login import login_required
 
-from . import analytics, metrics
+from . import analytics, metrics, risk
 
 bp = Blueprint("dashboard", __name__)
 
@@ -32,7 +32,7 @@ def customer_url(customer) -> str | None:
 @login_required
 def index():
     board = analytics.dashboard()
-    return render_template("dashboard/index.html", board=board, charts=charts(board))
+    return render_template("dashboard/index.html", board=board, charts=charts(board), titles=risk.TITLES)
 
 
 def charts(board: analytics.Dashboard) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days.
+"""Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days,
+the risk signals' thresholds.
 
 The health formula's weights, bands and window are versioned separately (portal.health).
 """
@@ -12,11 +13,21 @@ from . import audit, validation
 from .extensions import db
 from .models import AppSetting
 
+def percent(text: str, field: str) -> int:
+    value = validation.integer(text, field, minimum=1)
+    if value > 100:
+        raise validation.ValidationError(f"{field} must be at most 100", field)
+    return value
+
+
 # key: (default, parser from text)
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "trigger_label": ("rsolv", lambda text: validation.text(text, "trigger_label", 50, required=True)),
     "pr_branch_prefix": ("rsolv/", lambda text: validation.text(text, "pr_branch_prefix", 100, required=True)),
     "reengagement_days": (7, lambda text: validation.integer(text, "reengagement_days", minimum=1)),
+    "risk_inactive_days": (14, lambda text: validation.integer(text, "risk_inactive_days", minimum=1)),
+    "risk_rejection_percent": (50, lambda text: percent(text, "risk_rejection_percent")),
+    "risk_blocker_days": (7, lambda text: validation.integer(text, "risk_blocker_days", minimum=1)),
 }
 
 

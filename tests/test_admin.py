@@ -21,7 +21,7 @@ DEFAULTS = {
     "onboarding_weight": "30", "activity_per_day": "5", "activity_max": "30", "success_weight": "0.25",
     "volume_per_pr": "2", "volume_max": "15", "champion_min": "85", "healthy_min": "70",
     "needs_attention_min": "50", "window_days": "30", "trigger_label": "rsolv", "pr_branch_prefix": "rsolv/",
-    "reengagement_days": "7",
+    "reengagement_days": "7", "risk_inactive_days": "14", "risk_rejection_percent": "50", "risk_blocker_days": "7",
 }
 POSTS = ["/settings", "/users", "/users/{id}/role", "/users/{id}/active"]
 PAGES = [("get", "/settings"), ("get", "/users")] + [("post", path) for path in POSTS]
@@ -153,6 +153,8 @@ def test_portal_settings_alone_add_no_version(app, client, auth):
         ("pr_branch_prefix", "   ", "PR branch prefix is required."),
         ("reengagement_days", "0", "Reengagement days must be at least 1, not 0."),
         ("reengagement_days", "soon", "Reengagement days must be a whole number"),
+        ("risk_rejection_percent", "101", "Risk rejection percent must be at most 100."),
+        ("risk_blocker_days", "0", "Risk blocker days must be at least 1, not 0."),
     ],
 )
 def test_bad_settings_are_shown_by_the_field_and_nothing_is_saved(app, client, auth, field, value, message):

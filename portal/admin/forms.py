@@ -85,10 +85,21 @@ class SettingsForm(FlaskForm):
                                     description="Days without activity before a re-engagement email.",
                                     widget=NumberInput(min=1))
 
-    # The page's three groups, in order.
+    risk_inactive_days = StringField("No Action activity for (days)", validators=[InputRequired(), portal_setting],
+                                     description="Days without an issue tagged or a PR generated before the signal.",
+                                     widget=NumberInput(min=1))
+    risk_rejection_percent = StringField("Rejected PRs, last 14 days (%)", validators=[InputRequired(), portal_setting],
+                                         description="Share of closed PRs rejected, and rising, before the signal.",
+                                         widget=NumberInput(min=1, max=100))
+    risk_blocker_days = StringField("Blocker open for (days)", validators=[InputRequired(), portal_setting],
+                                    description="Days a blocker may stay open before the signal.",
+                                    widget=NumberInput(min=1))
+
+    # The page's groups, in order.
     WEIGHTS = ("onboarding_weight", "activity_per_day", "activity_max", "success_weight", "volume_per_pr", "volume_max")
     BANDS = ("champion_min", "healthy_min", "needs_attention_min", "window_days")
     PORTAL = ("trigger_label", "pr_branch_prefix", "reengagement_days")
+    RISK = ("risk_inactive_days", "risk_rejection_percent", "risk_blocker_days")
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -102,7 +113,7 @@ class SettingsForm(FlaskForm):
         return valid
 
     def values(self) -> dict:
-        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL)}
+        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL, *self.RISK)}
 
 
 class MemberForm(FlaskForm):

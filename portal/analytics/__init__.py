@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import Integer, case, cast, func, select
 
-from .. import clock, health, metrics
+from .. import clock, health, metrics, risk
 from ..extensions import db
 from ..models import Customer, Engagement, HealthScore, Onboarding, format_id
 
@@ -141,6 +141,8 @@ class Dashboard:
     bands: dict[str, int]
     at_risk_customers: list[tuple[Customer, HealthScore]]
     trends: Trends
+    signal_counts: dict[str, int]
+    signalled: list[tuple[Customer, list[risk.Signal]]]
 
 
 def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
@@ -167,4 +169,5 @@ def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboar
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],
         trends=trends(today=today),
+        **dict(zip(("signal_counts", "signalled"), risk.counts(today))),
     )

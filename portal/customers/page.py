@@ -6,7 +6,7 @@ import datetime as dt
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from .. import audit, clock, explain, health, metrics
+from .. import audit, clock, explain, health, metrics, risk
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
 from ..models import Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
@@ -50,6 +50,7 @@ def health_context(customer) -> dict:
                     for days, old in changes],
         "next_band": explain.next_band(current, weights),
         "history_chart": history_chart(history),
+        "signals": risk.signals([customer.id], today).get(customer.id, []),
     }
 
 
