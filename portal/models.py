@@ -25,6 +25,7 @@ FEEDBACK_SOURCES = ("survey", "call", "email", "support")
 INTERVENTION_KINDS = ("note", "call", "email", "task")
 INTERVENTION_STATUSES = ("open", "done", "snoozed", "cancelled")
 INTERVENTION_TRIGGERS = ("person", "rule")
+SENTIMENTS = ("positive", "neutral", "negative")
 JOB_OUTCOMES = ("running", "succeeded", "failed", "skipped")
 JOB_TRIGGERS = ("schedule", "manual")
 PUBLIC_ID_OFFSET = 1000
@@ -435,3 +436,32 @@ class JobLease(db.Model):
     job: Mapped[str] = mapped_column(String(60), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Assessment(db.Model):
+    """The team's own judgement beside the computed score: the customer's sentiment, and a band override with
+    its reason and expiry. Recalculation writes health_scores only, so nothing here is ever dropped by it."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        CheckConstraint(f"sentiment IS NULL OR {one_of('sentiment', SENTIMENTS)}", name="sentiment"),
+        CheckConstraint(f"band_override IS NULL OR {one_of('band_override', HEALTH_STATUSES)}", name="band_override"),
+        CheckConstraint("band_override IS NULL OR (override_until IS NOT NULL AND override_reason <> '')",
+                        name="override_explained"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    sentiment: Mapped[str | None] = mapped_column(String(10))
+    sentiment_by: Mapped[str | None] = mapped_column(String(120))
+    sentiment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    band_override: Mapped[str | None] = mapped_column(String(20))
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+    override_until: Mapped[dt.date | None] = mapped_column(Date)
+    override_by: Mapped[str | None] = mapped_column(String(120))
+    override_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def override_on(self, day: dt.date) -> str | None:
+        """The overriding band on that day, or None when there is none or it has expired."""
+        if self.band_override and self.override_until and day <= self.override_until:
+            return self.band_override
+        return None

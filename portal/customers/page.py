@@ -9,9 +9,9 @@ from sqlalchemy import select
 from .. import audit, clock, explain, health, metrics, risk
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
-from ..models import Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
+from ..models import SENTIMENTS, Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
-from . import queries, service, timeline
+from . import assessment, queries, service, timeline
 from .forms import DetailsForm, FeedbackForm, InterventionForm, team_choices
 from .table import bp, get_customer_or_404
 
@@ -51,6 +51,7 @@ def health_context(customer) -> dict:
         "next_band": explain.next_band(current, weights),
         "history_chart": history_chart(history),
         "signals": risk.signals([customer.id], today).get(customer.id, []),
+        "override": assessment.assessment_of(customer).override_on(today),
     }
 
 
@@ -98,7 +99,9 @@ def page_context(customer) -> dict:
     return {"customer": customer, **health_context(customer), "engagement_chart": engagement_chart(customer),
             "details_form": DetailsForm(obj=customer.onboarding), "intervention_form": intervention_form,
             "feedback_form": FeedbackForm(), "entries": entries, "more": more, "timeline_page": 1,
-            "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts()}
+            "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts(),
+            "assessment": assessment.assessment_of(customer), "today": clock.today(), "sentiments": SENTIMENTS,
+            "bands": metrics.STATUSES, "form": {}}
 
 
 @bp.get("/<customer_id>")

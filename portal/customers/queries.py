@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import metrics
 from ..extensions import db
-from ..models import CUSTOMER_STATUSES, Customer, HealthScore, User
+from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User
 from ..validation import page_number
 
 PAGE_SIZE = 50
@@ -121,10 +121,12 @@ def page_ids_query(filters: Filters, today: dt.date) -> Select:
 
 
 def rows_query(ids: list[int], today: dt.date) -> Select:
-    """(Customer with its owner loaded, today's HealthScore or None) for these customers, in no particular order."""
+    """(Customer with its owner loaded, today's HealthScore or None, the team's Assessment or None) for these
+    customers, in no particular order."""
     return (
-        select(Customer, HealthScore)
+        select(Customer, HealthScore, Assessment)
         .outerjoin(HealthScore, todays_score(today))
+        .outerjoin(Assessment, Assessment.customer_id == Customer.id)
         .outerjoin(User, User.id == Customer.owner_id)
         .options(contains_eager(Customer.owner))
         .where(Customer.id.in_(ids))
