@@ -16,6 +16,7 @@ NAV_LINKS = [
     ("admin.users", "Team", ("admin",), "admin.user"),
     ("events.index", "Events", ALL_ROLES, "events."),
     ("analytics.index", "Analytics", ALL_ROLES, "analytics."),
+    ("feedback.index", "Feedback", ALL_ROLES, "feedback."),
 ]
 
 
@@ -67,6 +68,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .analytics import views as analytics_views
 
     app.register_blueprint(analytics_views.bp)
+    from .feedback import views as feedback_views
+
+    app.register_blueprint(feedback_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)

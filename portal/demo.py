@@ -8,7 +8,7 @@ import secrets
 from . import clock, health, metrics
 from .customers import service
 from .extensions import db
-from .models import Engagement, User
+from .models import Engagement, Feedback, User
 
 ORGANIZATIONS = [
     "Acme Robotics", "Bluefin Analytics", "Cobalt Health", "Driftwood Games", "Evergreen Bank", "Foxglove Labs",
@@ -33,6 +33,15 @@ PROFILES = [
     (5, 0.05, 0.2, 1, "churned"),   # churned
 ]
 BLOCKERS = {2: "permissions", 3: "github_config", 4: "technical", 1: "authentication"}
+# NPS answers the demo draws from, by how the customer is doing: (score range, comments).
+ANSWERS = {
+    "happy": ((8, 10), ["The fix PRs save our team hours every week", "Setup was quick and the PRs are clean",
+                        "Great support team, fast answers", "Merged most PRs without changes"]),
+    "unsure": ((5, 8), ["Some PRs need too many changes before merge", "Setup of the GitHub permissions was confusing",
+                        "Useful but slow on large repositories", "Would like better test coverage in the PRs"]),
+    "unhappy": ((1, 6), ["Too many PRs rejected by reviewers", "GitHub permissions setup was confusing and slow",
+                         "The Action stopped working after an update", "Support answers were slow"]),
+}
 
 
 def owners() -> list[User]:
@@ -68,11 +77,23 @@ def load(seed: int = 7) -> int:
             customer.onboarding.blocker_type = BLOCKERS.get(steps_done, "other")
             customer.onboarding.notes = "Waiting on the customer's GitHub admin."
         db.session.add_all(engagement(rng, customer.id, today, signup, activity, merge_rate, prs_a_day))
+        db.session.add_all(feedback(rng, customer.id, today, signup, merge_rate))
     db.session.flush()
     for days_ago in range(60, -1, -1):
         health.recalculate(today=today - dt.timedelta(days=days_ago))
     db.session.commit()
     return len(ORGANIZATIONS)
+
+
+def feedback(rng, customer_id, today, signup, merge_rate):
+    """Up to three NPS answers since signup, kinder the more PRs get merged."""
+    mood = "happy" if merge_rate >= 0.7 else "unsure" if merge_rate >= 0.4 else "unhappy"
+    (low, high), comments = ANSWERS[mood]
+    for _ in range(rng.randint(0, 3)):
+        day = signup + dt.timedelta(days=rng.randint(0, max((today - signup).days, 0)))
+        yield Feedback(customer_id=customer_id, nps=rng.randint(low, high), csat=rng.randint(max(low // 2, 1), 5),
+                       comment=rng.choice(comments), source="survey",
+                       created_at=dt.datetime.combine(day, dt.time(15), dt.timezone.utc))
 
 
 def engagement(rng, customer_id, today, signup, activity, merge_rate, prs_a_day):

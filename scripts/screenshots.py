@@ -61,6 +61,9 @@ def main() -> None:
             for summary in page.locator("details > summary").all():
                 summary.click()
             page.screenshot(path=OUT / "analytics.png", full_page=True)
+            page.goto(base + "/feedback")
+            page.wait_for_timeout(300)
+            page.screenshot(path=OUT / "feedback.png", full_page=True)
             page.goto(base + "/settings")
             page.screenshot(path=OUT / "settings.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})

@@ -21,11 +21,11 @@ TABLES = {"retention": reports.retention, "funnel": reports.funnel, "migration":
           "trends": reports.trends}
 
 
-def read_filters(args: MultiDict) -> tuple[reports.Filters, dict[str, str]]:
+def read_filters(args: MultiDict, default_days: int = DEFAULT_DAYS) -> tuple[reports.Filters, dict[str, str]]:
     """The filters of the query string; a bad date is reported by field and the default used instead."""
     errors: dict[str, str] = {}
     today = clock.today()
-    dates = {"end": today, "start": today - dt.timedelta(days=DEFAULT_DAYS - 1)}
+    dates = {"end": today, "start": today - dt.timedelta(days=default_days - 1)}
     for name in ("end", "start"):
         if args.get(name, "").strip():
             try:
@@ -34,7 +34,7 @@ def read_filters(args: MultiDict) -> tuple[reports.Filters, dict[str, str]]:
                 errors[name] = str(error)
     if dates["start"] > dates["end"] or (dates["end"] - dates["start"]).days >= MAX_DAYS:
         errors["start"] = f"start must be on or before end, at most {MAX_DAYS} days before it"
-        dates["start"] = dates["end"] - dt.timedelta(days=DEFAULT_DAYS - 1)
+        dates["start"] = dates["end"] - dt.timedelta(days=default_days - 1)
     text = {name: args.get(name, "").strip()[:100] for name in ("cohort", "owner", "industry")}
     return reports.Filters(dates["start"], dates["end"], **text), errors
 
@@ -71,12 +71,17 @@ def download(name: str):
         abort(404)
     filters, _ = read_filters(request.args)
     table = TABLES[name](filters, grouping(request.args)) if name == "trends" else TABLES[name](filters)
+    return csv_response(table, f"{name}-{filters.start}-{filters.end}.csv")
+
+
+def csv_response(table: reports.Table, filename: str) -> Response:
+    """A report's table as the CSV download: the headers and rows the page shows, empty cells for no value."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(table.headers)
     writer.writerows([["" if value is None else value for value in row] for row in table.rows])
-    headers = {"Content-Disposition": f'attachment; filename="{name}-{filters.start}-{filters.end}.csv"'}
-    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.get("/migration")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, render_template, request
+from flask import render_template, request
 
 from .. import audit, clock, metrics, validation
 from ..auth import actor, editor_required

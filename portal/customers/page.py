@@ -9,8 +9,9 @@ from sqlalchemy import select
 from .. import audit, clock, explain, health, metrics, risk
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
-from ..models import SENTIMENTS, Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
+from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
+from ..feedback import service as feedback_service
 from . import assessment, queries, service, timeline
 from .forms import DetailsForm, FeedbackForm, InterventionForm, team_choices
 from .table import bp, get_customer_or_404
@@ -185,13 +186,9 @@ def add_feedback(customer_id: str):
         problems = "; ".join(f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items())
         flash("The feedback was not saved: " + (problems or "give a score or a comment"), "error")
         return redirect(url_for(".detail", customer_id=customer.public_id), 303)
-    name, user_id = actor()
-    item = Feedback(customer_id=customer.id, nps=form.nps.data, csat=form.csat.data, comment=form.comment.data or "",
-                    feature_request=form.feature_request.data or "", bug_report=form.bug_report.data or "",
-                    source=form.source.data, recorded_by_id=user_id)
-    db.session.add(item)
-    db.session.flush()
-    audit.created(name, "feedback", f"{customer.public_id}/{item.id}", user_id)
+    feedback_service.record(customer, {"nps": form.nps.data, "csat": form.csat.data, "comment": form.comment.data or "",
+                                       "feature_request": form.feature_request.data or "",
+                                       "bug_report": form.bug_report.data or "", "source": form.source.data}, *actor())
     db.session.commit()
     flash("Feedback recorded.", "success")
     return redirect(url_for(".detail", customer_id=customer.public_id), 303)

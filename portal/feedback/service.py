@@ -1,0 +1,41 @@
+"""Recording feedback; a detractor's answer asks the customer's owner to follow up the next day."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from .. import audit, clock
+from ..extensions import db
+from ..models import Customer, Feedback, Intervention
+from .analysis import DETRACTOR_MAX
+
+FOLLOW_UP_RULE = "detractor_follow_up"
+
+
+def record(customer: Customer, values: dict, actor: str, user_id: int | None = None) -> Feedback:
+    """Store one feedback entry (nps, csat, comment, feature_request, bug_report, source) and its follow-up."""
+    item = Feedback(customer_id=customer.id, recorded_by_id=user_id, **values)
+    db.session.add(item)
+    db.session.flush()
+    audit.created(actor, "feedback", f"{customer.public_id}/{item.id}", user_id)
+    if item.nps is not None and item.nps <= DETRACTOR_MAX:
+        follow_up(customer, item, actor)
+    return item
+
+
+def follow_up(customer: Customer, item: Feedback, actor: str) -> Intervention | None:
+    """A task for the owner, due tomorrow; none while an earlier detractor follow-up is still open."""
+    open_task = db.session.scalar(select(Intervention.id).where(
+        Intervention.customer_id == customer.id, Intervention.rule == FOLLOW_UP_RULE, Intervention.status == "open"))
+    if open_task is not None:
+        return None
+    comment = f" They said: {item.comment}" if item.comment else ""
+    task = Intervention(customer_id=customer.id, kind="task", title=f"Follow up on NPS {item.nps} (detractor)",
+                        body=f"{customer.organization} answered {item.nps} out of 10.{comment}",
+                        due_date=clock.today() + dt.timedelta(days=1), assignee_id=customer.owner_id,
+                        status="open", trigger="rule", rule=FOLLOW_UP_RULE)
+    db.session.add(task)
+    db.session.flush()
+    audit.created(actor, "interventions", f"{customer.public_id}/{task.id}")
+    return task

@@ -1,0 +1,120 @@
+"""Feedback: NPS categories and score, comment themes, the detractor follow-up task, and the /feedback page."""
+import csv
+import datetime as dt
+import io
+
+import pytest
+from sqlalchemy import select
+
+from portal import clock
+from portal.customers import service
+from portal.extensions import db
+from portal.feedback import analysis, reports
+from portal.feedback import service as feedback_service
+from portal.models import Feedback, Intervention, User
+
+from .conftest import csrf_token
+
+
+@pytest.mark.parametrize("nps, expected", [(0, "detractor"), (6, "detractor"), (7, "passive"), (8, "passive"),
+                                           (9, "promoter"), (10, "promoter")])
+def test_categories(nps, expected):
+    assert analysis.category(nps) == expected
+
+
+def test_nps_score():
+    assert analysis.nps_score(5, 3, 2) == 30
+    assert analysis.nps_score(0, 0, 3) == -100
+    assert analysis.nps_score(0, 0, 0) is None
+
+
+def test_themes_count_comments_not_words_and_never_bridge_a_stop_word():
+    comments = ["The setup was slow, so slow", "Slow support answers", "Support answers were slow",
+                "Setup of GitHub permissions", "GitHub permissions again"]
+    found = dict(analysis.themes(comments))
+    assert found["slow"] == 3                      # once per comment
+    assert found["support answers"] == 2 and "answers slow" not in found
+    assert found["github permissions"] == 2 and "github" not in found and "permissions" not in found
+    assert found["setup"] == 2 and "the" not in found and "was" not in found
+    assert list(found)[0] == "slow"
+
+
+def add(number, owner_id=None, cohort="Beta"):
+    customer = service.add_customer({"email": f"c{number}@example.com", "organization": f"Org {number}",
+                                     "github_username": f"org-{number}", "cohort": cohort}, actor="test")
+    customer.owner_id = owner_id
+    return customer
+
+
+def test_a_detractor_gets_one_follow_up_task_for_the_owner_due_tomorrow(ctx):
+    owner = User(email="o@example.com", name="Olive Owner", role="member", password_hash="x")
+    db.session.add(owner)
+    db.session.flush()
+    customer = add(1, owner.id)
+    feedback_service.record(customer, {"nps": 3, "comment": "Too many rejected PRs", "source": "survey"}, "test")
+    feedback_service.record(customer, {"nps": 2, "source": "call"}, "test")   # the first task is still open
+    feedback_service.record(customer, {"nps": 9, "source": "call"}, "test")
+    db.session.commit()
+    [task] = db.session.scalars(select(Intervention)).all()
+    assert (task.kind, task.trigger, task.assignee_id, task.due_date) == ("task", "rule", owner.id,
+                                                                         clock.today() + dt.timedelta(days=1))
+    assert "Too many rejected PRs" in task.body
+    task.status = "done"
+    feedback_service.record(customer, {"nps": 1, "source": "call"}, "test")
+    db.session.commit()
+    assert db.session.scalar(select(db.func.count()).select_from(Intervention)) == 2
+
+
+def test_the_customer_page_form_records_feedback_and_its_follow_up(app, client, auth):
+    with app.app_context():
+        add(1)
+        db.session.commit()
+    auth.login("member")
+    response = client.post("/customers/c1001/feedback", data={"nps": "4", "source": "call", "comment": "meh",
+                                                               "csrf_token": csrf_token(client, "/customers")})
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(Intervention.title)) == "Follow up on NPS 4 (detractor)"
+
+
+def test_tables_by_month_cohort_owner_csat_and_themes(ctx):
+    owner = User(email="o@example.com", name="Olive Owner", role="member", password_hash="x")
+    db.session.add(owner)
+    db.session.flush()
+    vip, beta = add(1, owner.id, "VIP"), add(2, None, "Beta")
+    october, november = dt.datetime(2026, 10, 10, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc)
+    for customer, nps, csat, comment, at in ((vip, 10, 5, "Fast fixes", october), (vip, 9, None, "fast fixes again", november),
+                                             (beta, 3, 2, "slow reviews", november), (beta, 7, 4, "", november),
+                                             (beta, None, 3, "slow", november)):
+        db.session.add(Feedback(customer_id=customer.id, nps=nps, csat=csat, comment=comment, source="call", created_at=at))
+    db.session.commit()
+    tables = reports.tables(reports.answers(dt.date(2026, 10, 1), dt.date(2026, 11, 30)))
+    assert tables["nps_by_month"].rows == [["2026-10", 1, 1, 0, 0, 100], ["2026-11", 3, 1, 1, 1, 0]]
+    assert tables["nps_by_cohort"].rows == [["Beta", 2, 0, 1, 1, -50], ["VIP", 2, 2, 0, 0, 100]]
+    assert tables["nps_by_owner"].rows == [["(nobody)", 2, 0, 1, 1, -50], ["Olive Owner", 2, 2, 0, 0, 100]]
+    assert tables["csat_by_month"].rows == [["2026-10", 1, 5.0], ["2026-11", 3, 3.0]]
+    assert tables["themes"].rows[:2] == [["fast fixes", 2, 50], ["slow", 2, 50]]
+    assert tables["detractor_themes"].rows == [["reviews", 1, 100], ["slow", 1, 100]]
+    only_vip = reports.tables(reports.answers(dt.date(2026, 10, 1), dt.date(2026, 11, 30), cohort="VIP"))
+    assert [row[0] for row in only_vip["nps_by_cohort"].rows] == ["VIP"]
+    assert reports.tables(reports.answers(dt.date(2026, 11, 1), dt.date(2026, 11, 30), owner=str(owner.id)))[
+        "nps_by_month"].rows == [["2026-11", 1, 1, 0, 0, 100]]
+
+
+def test_page_csv_access_and_escaping(app, client, auth):
+    assert client.get("/feedback").status_code == 302
+    with app.app_context():
+        customer = add(1, cohort="<script>c</script>")
+        db.session.add(Feedback(customer_id=customer.id, nps=2, comment="<img src=x onerror=alert(1)> broken setup",
+                                source="call", created_at=dt.datetime.now(dt.timezone.utc)))
+        db.session.commit()
+    auth.login("viewer")
+    page = client.get("/feedback")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-chart="chart-nps"' in html
+    assert "<script>c</script>" not in html and "&lt;script&gt;c&lt;/script&gt;" in html and "<img src=x" not in html
+    rows = list(csv.reader(io.StringIO(client.get("/feedback/nps_by_cohort.csv").get_data(as_text=True))))
+    assert rows == [["Cohort", "Responses", "Promoters", "Passives", "Detractors", "NPS"],
+                    ["<script>c</script>", "1", "0", "0", "1", "-100"]]
+    assert client.get("/feedback/passwords.csv").status_code == 404
+    assert 'id="a-start-error"' in client.get("/feedback?start=nope").get_data(as_text=True)
