@@ -11,6 +11,7 @@ ALL_ROLES = ("admin", "member", "viewer")
 # The main navigation after the dashboard: (endpoint, text, roles that see it, endpoints it is current for).
 NAV_LINKS = [
     ("customers.index", "Customers", ALL_ROLES, "customers."),
+    ("tasks.index", "Tasks", ALL_ROLES, "tasks."),
     ("transfer.import_page", "Import / export", ALL_ROLES, "transfer."),
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
@@ -69,6 +70,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(analytics_views.bp)
     from .feedback import views as feedback_views
+    from .tasks import views as tasks_views
+
+    app.register_blueprint(tasks_views.bp)
 
     app.register_blueprint(feedback_views.bp)
     errors.init_app(app)

@@ -1,9 +1,12 @@
 """How a view answers htmx: the piece it swaps, or the whole page for everything else."""
 from __future__ import annotations
 
-from flask import render_template
+from dataclasses import dataclass
 
-from .extensions import htmx
+from flask import render_template
+from sqlalchemy import Select, func, select
+
+from .extensions import db, htmx
 
 
 def wants_fragment() -> bool:
@@ -14,3 +17,22 @@ def wants_fragment() -> bool:
 def fragment_or_page(partial: str, whole: str, **context):
     response = render_template(partial if wants_fragment() else whole, **context)
     return response, 200, {"Vary": "HX-Request"}
+
+
+@dataclass
+class Page:
+    """One page of a list: its rows, how many rows in all, this page's number and how many pages."""
+
+    rows: list
+    total: int
+    page: int
+    pages: int
+
+
+def paginate(query: Select, number: int, size: int = 50, scalars: bool = False) -> Page:
+    """A count of the query's rows and the `number`th page of them (the last page when it is past the end)."""
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    pages = max((total + size - 1) // size, 1)
+    page = min(number, pages)
+    result = db.session.execute(query.limit(size).offset((page - 1) * size))
+    return Page(list(result.scalars() if scalars else result.all()), total, page, pages)

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
 from ..feedback import service as feedback_service
+from ..tasks import service as tasks
 from . import assessment, queries, service, timeline
 from .forms import DetailsForm, FeedbackForm, InterventionForm, team_choices
 from .table import bp, get_customer_or_404
@@ -102,7 +103,8 @@ def page_context(customer) -> dict:
             "feedback_form": FeedbackForm(), "entries": entries, "more": more, "timeline_page": 1,
             "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts(),
             "assessment": assessment.assessment_of(customer), "today": clock.today(), "sentiments": SENTIMENTS,
-            "bands": metrics.STATUSES, "form": {}}
+            "bands": metrics.STATUSES, "form": {},
+            "tasks": db.session.scalars(tasks.for_customer(customer.id)).all()}
 
 
 @bp.get("/<customer_id>")

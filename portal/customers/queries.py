@@ -10,6 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import metrics
 from ..extensions import db
+from ..pages import Page
 from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User
 from ..validation import page_number
 
@@ -140,14 +141,6 @@ def count_query(filters: Filters, today: dt.date) -> Select:
     if needs_health:
         query = query.join(HealthScore, todays_score(today))
     return query.where(*where)
-
-
-@dataclass
-class Page:
-    rows: list
-    total: int
-    page: int
-    pages: int
 
 
 def paginate(filters: Filters, today: dt.date) -> Page:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, func, select
+from sqlalchemy import Select, false, select
 from werkzeug.datastructures import MultiDict
 
-from ..customers.queries import Page
+from .. import pages
+from ..pages import Page
 from ..extensions import db
 from ..integrations.github import LOGIN_PATHS
 from ..integrations.payloads import dig
@@ -59,11 +60,7 @@ class Filters:
 
 def paginate(where: list, number: int) -> Page:
     """One page of events, newest first: a count and a select() of PAGE_SIZE rows."""
-    total = db.session.scalar(select(func.count(Event.id)).where(*where))
-    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    page = min(number, pages)
-    rows = db.session.scalars(newest_first(where).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    return Page(list(rows), total, page, pages)
+    return pages.paginate(newest_first(where), number, PAGE_SIZE, scalars=True)
 
 
 def newest_first(where: list) -> Select:

@@ -1,0 +1,69 @@
+"""The tasks page `/tasks` (mine by default) and the complete / snooze buttons shared with the customer page."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_login import current_user
+
+from .. import clock, pages
+from ..auth import actor, editor_required, login_required
+from ..extensions import db
+from ..models import Customer, Intervention
+from ..validation import ValidationError, page_number
+from . import service
+
+bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+PAGE_SIZE = 50
+
+
+@bp.get("")
+@login_required
+def index():
+    show = request.args.get("show") if request.args.get("show") in service.SHOWS else "mine"
+    snoozed = request.args.get("snoozed") == "1"
+    today = clock.today()
+    page = pages.paginate(service.listing(show, current_user.id, today, snoozed), page_number(request.args.get("page")),
+                          PAGE_SIZE)
+    return pages.fragment_or_page("tasks/_list.html", "tasks/index.html", page=page, show=show, snoozed=snoozed,
+                            today=today, shows=service.SHOWS,
+                            page_link=lambda number: url_for(".index", show=show, snoozed="1" if snoozed else None,
+                                                             page=number))
+
+
+def task_or_404(task_id: int) -> Intervention:
+    task = db.get_or_404(Intervention, task_id)
+    if task.kind != "task":
+        abort(404)
+    return task
+
+
+def render_task(task: Intervention, error: str | None = None, status: int = 200):
+    customer = db.session.get(Customer, task.customer_id)
+    return render_template("tasks/_task.html", task=task, customer=customer, today=clock.today(), error=error,
+                           with_customer=request.args.get("context") != "customer"), status
+
+
+@bp.post("/<int:task_id>/complete")
+@editor_required
+def complete(task_id: int):
+    task = task_or_404(task_id)
+    try:
+        service.complete(task, *actor())
+    except ValidationError as error:
+        db.session.rollback()
+        return render_task(task, str(error), 409)
+    db.session.commit()
+    return render_task(task)
+
+
+@bp.post("/<int:task_id>/snooze")
+@editor_required
+def snooze(task_id: int):
+    task = task_or_404(task_id)
+    days = request.form.get("days", "")
+    try:
+        service.snooze(task, int(days) if days.isdigit() else 0, *actor())
+    except ValidationError as error:
+        db.session.rollback()
+        return render_task(task, str(error), 422)
+    db.session.commit()
+    return render_task(task)
