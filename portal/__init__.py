@@ -15,6 +15,7 @@ NAV_LINKS = [
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
     ("events.index", "Events", ALL_ROLES, "events."),
+    ("jobs.index", "Jobs", ("admin",), "jobs."),
 ]
 
 
@@ -63,7 +64,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .events import views as events_views
 
     app.register_blueprint(events_views.bp)
+    from .jobs import commands as job_commands, views as jobs_views
+    from .jobs.scheduler import scheduler
+
+    app.register_blueprint(jobs_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)
+    job_commands.init_app(app)
+    scheduler.init_app(app)
     return app
