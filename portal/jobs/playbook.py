@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, and_, exists, func, insert, select
 from sqlalchemy.orm import aliased
 
 from .. import analytics, audit, explain, health, metrics
 from ..extensions import db
-from ..models import Customer, HealthScore, Intervention
+from ..models import Customer, HealthScore, Intervention, format_id, utcnow
 from .registry import Context
 
 RULE = "at_risk_playbook"
@@ -37,7 +37,7 @@ def newly_at_risk(today: dt.date) -> Select:
     )
 
 
-def task_for(customer: Customer, current: HealthScore, previous: HealthScore, weights: metrics.Weights) -> Intervention:
+def task_for(customer: Customer, current: HealthScore, previous: HealthScore, weights: metrics.Weights) -> dict:
     since = f"since {previous.date.isoformat()}"
     lines = [
         f"{customer.organization} ({customer.public_id}) moved into at risk: health {previous.score} "
@@ -49,11 +49,12 @@ def task_for(customer: Customer, current: HealthScore, previous: HealthScore, we
     if needed:
         lines.append(f"To recover: {needed}")
     lines.append("Reach out, find what blocks them, and note what you did on the customer's page.")
-    return Intervention(
-        customer_id=customer.id, kind="task", trigger="rule", rule=RULE, status="open",
-        title=f"At risk: {customer.organization[:150]} fell to {current.score}",
-        body="\n".join(lines), due_date=current.date + DUE_IN, assignee_id=customer.owner_id,
-    )
+    return {
+        "customer_id": customer.id, "kind": "task", "trigger": "rule", "rule": RULE, "status": "open",
+        "title": f"At risk: {customer.organization[:150]} fell to {current.score}",
+        "body": "\n".join(lines), "due_date": current.date + DUE_IN, "assignee_id": customer.owner_id,
+        "created_at": utcnow(),
+    }
 
 
 def run(context: Context) -> dict[str, int]:
@@ -62,8 +63,10 @@ def run(context: Context) -> dict[str, int]:
     context.progress(0, len(rows))
     weights = health.weights_of(health.current_settings())
     tasks = [task_for(customer, current, previous, weights) for customer, current, previous in rows]
-    db.session.add_all(tasks)
-    db.session.flush()
-    for (customer, _, _), task in zip(rows, tasks):
-        audit.created(ACTOR, "interventions", f"{customer.public_id}/{task.id}")
+    if not tasks:
+        return {"tasks": 0}
+    # One INSERT for all the tasks (the ORM would send one per row on SQLite); the ids come back for the audit log.
+    created = db.session.execute(insert(Intervention).returning(Intervention.id, Intervention.customer_id), tasks)
+    for task_id, customer_id in created:
+        audit.created(ACTOR, "interventions", f"{format_id(Customer.PREFIX, customer_id)}/{task_id}")
     return {"tasks": len(tasks)}
