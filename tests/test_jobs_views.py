@@ -118,8 +118,11 @@ def test_progress_is_polled_while_the_job_runs_and_polling_stops_when_it_ends(ap
 
     gate.set()
     scheduler.wait(app, timeout=10)
-    done = client.get("/jobs/probe", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "HX-Trigger" not in poll.headers
+    finished = client.get("/jobs/probe", headers={"HX-Request": "true"})
+    done = finished.get_data(as_text=True)
     assert 'hx-trigger' not in done and "outcome-succeeded" in done
+    assert finished.headers["HX-Trigger"] == "job-runs-changed"  # the runs list reloads itself
     whole = client.get("/jobs/probe").get_data(as_text=True)
     assert "<html" in whole and "Items 3" in whole  # the job's own page, with its runs
 
@@ -187,3 +190,15 @@ def test_jobs_run_reports_a_failure_and_a_held_lock(app, runner, probe):
     assert (result.exit_code, result.output) == (1, "Error: probe is already running in another process; nothing done\n")
     gate.set()
     scheduler.wait(app, timeout=10)
+
+
+def test_a_jobs_page_lists_its_own_runs_and_pages_them_from_the_index(app, client, auth):
+    add_runs(app, 21)
+    with app.app_context():
+        db.session.add(JobRun(job="at_risk_playbook", trigger="manual", outcome="succeeded", started_at=NOW))
+        db.session.commit()
+    auth.login("admin")
+    html = client.get("/jobs/health").get_data(as_text=True)
+    assert "21 in all · page 1 of 2" in html and 'href="/jobs?job=health&amp;page=2"' in html
+    fragment = client.get("/jobs?job=health&page=2", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "21 in all · page 2 of 2" in fragment and "at_risk_playbook" not in fragment

@@ -13,6 +13,8 @@ from .registry import UnknownJob
 from .scheduler import scheduler
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+# The runs list listens for this event (HX-Trigger) and reloads itself.
+RUNS_CHANGED = {"HX-Trigger": "job-runs-changed"}
 
 
 def job_status_or_404(name: str) -> queries.JobStatus:
@@ -26,8 +28,8 @@ def job_status_or_404(name: str) -> queries.JobStatus:
 def runs_context(job: str | None = None) -> dict:
     now = clock.now()
     page = queries.runs_page(page_number(request.args.get("page")), job)
-    endpoint, args = (".detail", {"name": job}) if job else (".index", {})
-    return {"page": page, "page_link": lambda number: url_for(endpoint, page=number, **args),
+    # The list's pages and refreshes come from the index, whose ?job= narrows the list to one job.
+    return {"page": page, "page_link": lambda number: url_for(".index", job=job, page=number),
             "outcome_of": lambda run: queries.shown_outcome(run, scheduler.registry().find(run.job), now),
             "zone": clock.zone()}
 
@@ -36,8 +38,9 @@ def runs_context(job: str | None = None) -> dict:
 @admin_required
 def index():
     items = queries.statuses(scheduler.registry(), clock.zone(), clock.now())
+    job = request.args.get("job", "")
     return fragment_or_page("jobs/_runs.html", "jobs/index.html", items=items,
-                            scheduler_running=scheduler.running(), **runs_context())
+                            scheduler_running=scheduler.running(), **runs_context(job if job in scheduler.registry() else None))
 
 
 @bp.get("/<name>")
@@ -45,7 +48,9 @@ def index():
 def detail(name: str):
     """The job's self-rendering component when htmx polls it; its own page with its runs otherwise."""
     item = job_status_or_404(name)
-    return fragment_or_page("jobs/_job.html", "jobs/detail.html", item=item, **runs_context(name))
+    response, status, headers = fragment_or_page("jobs/_job.html", "jobs/detail.html", item=item, **runs_context(name))
+    # Polling stops with this answer once the run has ended: the runs list below refreshes to show how.
+    return response, status, headers if item.running else {**headers, **RUNS_CHANGED}
 
 
 @bp.post("/<name>/run")
@@ -63,6 +68,6 @@ def run_now(name: str):
     if wants_fragment():
         item = job_status_or_404(name)
         return render_template("jobs/_job.html", item=item, message=message, category=category,
-                               zone=clock.zone()), 200, {"Vary": "HX-Request"}
+                               zone=clock.zone()), 200, {"Vary": "HX-Request", **RUNS_CHANGED}
     flash(message, category)
     return redirect(url_for(".index"), 303)
