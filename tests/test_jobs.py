@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import click
 import pytest
 from sqlalchemy import func, select
 
@@ -16,7 +17,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.jobs import locks, queries, runs
 from portal.jobs.registry import Job, Registry, UnknownJob
-from portal.jobs.scheduler import GRACE, scheduler
+from portal.jobs.scheduler import GRACE, scheduler, serves_requests
 from portal.jobs.tasks import STANDARD_JOBS
 from portal.models import JobLease, JobRun
 
@@ -258,3 +259,23 @@ def test_a_manual_run_started_in_the_background_is_awaited(app):
     scheduler.wait(app, timeout=10)
     with app.app_context():
         assert (only_run().outcome, only_run().counts) == ("succeeded", {"waited": 1})
+
+
+@pytest.mark.parametrize("command, reload, child, serves", [
+    (None, None, False, True),            # gunicorn: no command line of ours
+    ("upgrade", None, False, False),      # flask db upgrade, jobs run, customer-tracking ...
+    ("run", False, False, True),          # flask run
+    ("run", True, False, False),          # flask run --reload: the parent only watches files
+    ("run", True, True, True),            # ... and its child serves
+])
+def test_only_a_serving_process_runs_the_scheduler(app, monkeypatch, command, reload, child, serves):
+    if child:
+        monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    else:
+        monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
+    if command is None:
+        assert serves_requests(app) is serves
+        return
+    with click.Context(click.Command(command), info_name=command) as context:
+        context.params["reload"] = reload
+        assert serves_requests(app) is serves

@@ -27,7 +27,8 @@ def recalculate_health(context: Context) -> dict[str, int]:
 
 
 def deliver_emails(context: Context) -> dict[str, int]:
-    from ..emails import delivery  # imported when run: the emails package may be absent from a partial checkout
+    # Imported when the job runs: the factory loads the jobs before any blueprint, the emails code needs them.
+    from ..emails import delivery
 
     return as_counts(delivery.deliver_due(context.now, progress=context.progress), "delivered")
 
