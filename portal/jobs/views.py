@@ -39,8 +39,9 @@ def runs_context(job: str | None = None) -> dict:
 def index():
     items = queries.statuses(scheduler.registry(), clock.zone(), clock.now())
     job = request.args.get("job", "")
+    only = job if job in scheduler.registry() else None
     return fragment_or_page("jobs/_runs.html", "jobs/index.html", items=items,
-                            scheduler_running=scheduler.running(), **runs_context(job if job in scheduler.registry() else None))
+                            scheduler_running=scheduler.running(), **runs_context(only))
 
 
 @bp.get("/<name>")
