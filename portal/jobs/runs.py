@@ -33,7 +33,7 @@ SECRET_PAIRS = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)\b(\
 
 def runner_name() -> str:
     """Read at each run, not at import: gunicorn forks workers after importing the app."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()[:90]}:{os.getpid()}"
 
 
 @dataclass

@@ -65,6 +65,8 @@ class JobScheduler:
 
     def start(self, app: Flask) -> BackgroundScheduler:
         state = self.state(app)
+        if state.scheduler is not None and state.scheduler.running:
+            return state.scheduler
         zone = ZoneInfo(app.config.get("PORTAL_TIMEZONE") or "UTC")
         scheduler = BackgroundScheduler(
             timezone=zone, executors={"default": SchedulerPool(4)},
