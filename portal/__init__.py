@@ -18,6 +18,7 @@ NAV_LINKS = [
     ("events.index", "Events", ALL_ROLES, "events."),
     ("analytics.index", "Analytics", ALL_ROLES, "analytics."),
     ("feedback.index", "Feedback", ALL_ROLES, "feedback."),
+    ("jobs.index", "Jobs", ("admin",), "jobs."),
 ]
 
 
@@ -67,15 +68,18 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(events_views.bp)
     from .analytics import views as analytics_views
-
-    app.register_blueprint(analytics_views.bp)
     from .feedback import views as feedback_views
+    from .jobs import commands as job_commands, views as jobs_views
+    from .jobs.scheduler import scheduler
     from .tasks import views as tasks_views
 
-    app.register_blueprint(tasks_views.bp)
-
+    app.register_blueprint(analytics_views.bp)
     app.register_blueprint(feedback_views.bp)
+    app.register_blueprint(tasks_views.bp)
+    app.register_blueprint(jobs_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)
+    job_commands.init_app(app)
+    scheduler.init_app(app)
     return app

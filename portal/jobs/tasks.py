@@ -1,0 +1,60 @@
+"""The portal's scheduled jobs. Each returns counts for its run's record; the runner commits after it."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .. import health
+from . import playbook
+from .registry import Context, Job
+
+
+def as_counts(result: Any, name: str) -> dict[str, int]:
+    """A callee's answer as counts: a mapping of numbers as it is, a number under `name`, a list by its length."""
+    if isinstance(result, dict):
+        return {str(key): value for key, value in result.items() if isinstance(value, int)}
+    if isinstance(result, int):
+        return {name: result}
+    if isinstance(result, (list, tuple, set)):
+        return {name: len(result)}
+    return {}
+
+
+def recalculate_health(context: Context) -> dict[str, int]:
+    context.progress(0, 1)
+    customers = health.recalculate(today=context.today)
+    return {"customers": customers}
+
+
+def deliver_emails(context: Context) -> dict[str, int]:
+    # Imported when the job runs: the factory loads the jobs before any blueprint, the emails code needs them.
+    from ..emails import delivery
+
+    return as_counts(delivery.deliver_due(context.now, progress=context.progress), "delivered")
+
+
+def weekly_emails(context: Context) -> dict[str, int]:
+    from ..emails import campaigns
+
+    return {**as_counts(campaigns.queue_weekly_summaries(context.today), "summaries"),
+            **as_counts(campaigns.queue_team_digest(context.today), "digests")}
+
+
+def reengagement(context: Context) -> dict[str, int]:
+    from ..emails import campaigns
+
+    return as_counts(campaigns.queue_reengagement(context.today), "queued")
+
+
+STANDARD_JOBS = [
+    Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
+        "Every hour at :05", {"minute": 5}, recalculate_health),
+    Job("deliver_emails", "Send the queued emails that are due, with retries and back-off.",
+        "Every minute", {"minute": "*"}, deliver_emails, timeout=dt.timedelta(minutes=10)),
+    Job("weekly_emails", "Queue each active customer's weekly summary and the team's weekly digest.",
+        "Mondays at 08:00", {"day_of_week": "mon", "hour": 8, "minute": 0}, weekly_emails),
+    Job("reengagement", "Queue re-engagement emails to customers with no recent activity.",
+        "Daily at 09:00", {"hour": 9, "minute": 0}, reengagement),
+    Job("at_risk_playbook", "Give the owner of each customer newly at risk a task, due in two days.",
+        "Daily at 07:00", {"hour": 7, "minute": 0}, playbook.run),
+]
