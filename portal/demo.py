@@ -5,10 +5,12 @@ import datetime as dt
 import random
 import secrets
 
+from sqlalchemy import select
+
 from . import clock, health, metrics
 from .customers import service
 from .extensions import db
-from .models import Engagement, Feedback, User
+from .models import Customer, Engagement, Feedback, Intervention, User
 
 ORGANIZATIONS = [
     "Acme Robotics", "Bluefin Analytics", "Cobalt Health", "Driftwood Games", "Evergreen Bank", "Foxglove Labs",
@@ -81,8 +83,22 @@ def load(seed: int = 7) -> int:
     db.session.flush()
     for days_ago in range(60, -1, -1):
         health.recalculate(today=today - dt.timedelta(days=days_ago))
+    tasks(today)
     db.session.commit()
     return len(ORGANIZATIONS)
+
+
+TASKS = [("Call about the GitHub permissions blocker", -2), ("Walk the team through tagging issues", 0),
+         ("Review rejected PRs with their lead", 1), ("Check in after the Action update", 3),
+         ("Quarterly business review", 10)]
+
+
+def tasks(today: dt.date) -> None:
+    """A few open tasks for the owners, one of them overdue."""
+    owned = db.session.scalars(select(Customer).where(Customer.owner_id.is_not(None)).order_by(Customer.id)).all()
+    for customer, (title, due_in) in zip(owned[1::3], TASKS):
+        db.session.add(Intervention(customer_id=customer.id, kind="task", title=title, assignee_id=customer.owner_id,
+                                    due_date=today + dt.timedelta(days=due_in), status="open", trigger="person"))
 
 
 def feedback(rng, customer_id, today, signup, merge_rate):
