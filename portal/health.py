@@ -86,10 +86,14 @@ def assess(row, weights: metrics.Weights) -> tuple[metrics.Health, dict[str, boo
     return result, steps
 
 
-def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None) -> int:
-    """Upsert today's health_scores row for the given customers (all when None); returns how many."""
+def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
+                settings: HealthSettings | None = None) -> int:
+    """Upsert today's health_scores row for the given customers (all when None); returns how many.
+
+    settings: current_settings() read earlier by a caller that holds row locks meanwhile.
+    """
     today = today or clock.today()
-    settings = current_settings()
+    settings = settings or current_settings()
     weights = weights_of(settings)
     calculated_at = utcnow()
     rows = []

@@ -40,8 +40,8 @@ pytestmark = pytest.mark.skipif(
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-test-secret"
-LOGINS = ("hot-org", "warm-org", "cool-org", "cold-org")
-WEIGHTS = (5, 2, 2, 1)  # half the deliveries go to one customer: the row-lock contention case
+LOGINS = ("hot-org", "warm-org", "cool-org", "mild-org", "cold-org")
+WEIGHTS = (4, 2, 2, 1, 1)  # four in ten deliveries go to one customer: the row-lock contention case
 DAYS = (dt.date(2026, 11, 24), dt.date(2026, 11, 25))
 SENDERS = 8
 READY_SECONDS = 30
@@ -202,16 +202,22 @@ def stored() -> tuple[list[str], dict[tuple[str, dt.date], int]]:
     return ids, {(login, day): total for login, day, total in rows if total}
 
 
+@pytest.fixture(scope="module")
+def gunicorn(database_url, tmp_path_factory):
+    """One server for the module: each test's clean-up empties the tables under it, which it holds no lock on."""
+    server = Gunicorn(database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def server(ctx, database_url, tmp_path):
+def server(gunicorn, ctx):
     for login in LOGINS:
         customers.add_customer({"email": f"{login}@example.com", "organization": login, "github_username": login},
                                "test")
     db.session.commit()
-    server = Gunicorn(database_url, tmp_path / "gunicorn.log")
-    server.start()
-    yield server
-    server.stop()
+    return gunicorn
 
 
 def test_concurrent_deliveries_with_duplicates_count_exactly_once(server):
@@ -233,7 +239,7 @@ def test_concurrent_deliveries_with_duplicates_count_exactly_once(server):
 
 
 def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(server):
-    batches = plan(each=100, resends=0, seed=2)
+    batches = plan(each=75, resends=0, seed=2)
     signed, acknowledged, lost = bodies(), set(), []
     up, lock, deadline = threading.Event(), threading.Lock(), time.monotonic() + 45
     up.set()
@@ -252,7 +258,7 @@ def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(se
                 acknowledged.add(delivery.delivery_id)
 
     def crash():
-        while len(acknowledged) < 250 and time.monotonic() < deadline:
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
             time.sleep(0.005)
         up.clear()
         server.kill()
@@ -266,6 +272,6 @@ def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(se
     run_senders(server.port, signed, batches, send)
     crasher.join()
     ids, counts = stored()
-    assert 250 <= killed_after[0] < SENDERS * 100 and lost, "the kill did not land in the middle of the run"
+    assert 200 <= killed_after[0] < SENDERS * 75 and lost, "the kill did not land in the middle of the run"
     assert len(ids) == len(set(ids)) and acknowledged <= set(ids)
     assert sum(counts.values()) == len(ids) and counts == expected_counts(batches)
