@@ -23,9 +23,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -113,7 +113,6 @@ def load(port: int, path: str, signed: list, requests: int) -> tuple[float, list
     for index in range(requests):
         tickets.put(index)
     latencies: list[float] = []
-    failures: list[BaseException] = []
 
     def client():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -124,20 +123,14 @@ def load(port: int, path: str, signed: list, requests: int) -> tuple[float, list
                 except queue.Empty:
                     return
                 latencies.append(post(connection, path, signed, index))
-        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
-            failures.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return time.perf_counter() - start, latencies
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        start = time.perf_counter()
+        for finished in [pool.submit(client) for _ in range(CLIENTS)]:
+            finished.result()  # re-raises a client's failure
+        return time.perf_counter() - start, latencies
 
 
 def measure(port: int, path: str, signed: list, warmup: int, requests: int) -> dict[str, float]:
