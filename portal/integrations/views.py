@@ -66,21 +66,20 @@ def signed_body(secret_name: str, signature_header: str) -> bytes:
     return body
 
 
-def json_text(body: bytes, form_field: str | None = None) -> bytes:
-    """The JSON text of a body sent as application/json; with form_field, also of a form carrying it in that
-    field (GitHub's other content type). Any other Content-Type answers 415 naming what is expected."""
+def github_json(body: bytes) -> bytes:
+    """The JSON text of a GitHub delivery: the body for application/json, its one `payload` field for GitHub's
+    other setting, application/x-www-form-urlencoded. Any other Content-Type answers 415 naming the two."""
     if request.mimetype == "application/json":
         return body
-    if form_field and request.mimetype == FORM:
-        try:
-            values = parse_qs(body, keep_blank_values=True, max_num_fields=20).get(form_field.encode(), [])
-        except ValueError:
-            values = []
-        if len(values) != 1:
-            raise ValidationError(f"the form must have one {form_field} field holding the JSON", form_field)
-        return values[0]
-    expected = f"application/json or {FORM} with a {form_field} field" if form_field else "application/json"
-    raise ApiError(415, f"Content-Type must be {expected}")
+    if request.mimetype != FORM:
+        raise ApiError(415, f"Content-Type must be application/json (or {FORM} with a payload field)")
+    try:
+        values = parse_qs(body, keep_blank_values=True, max_num_fields=20).get(b"payload", [])
+    except ValueError:
+        values = []
+    if len(values) != 1:
+        raise ValidationError("the form must have one payload field holding the JSON", "payload")
+    return values[0]
 
 
 def header(name: str) -> str:
@@ -95,7 +94,7 @@ def reply(receipt: service.Receipt, status: str | None = None):
 
 @bp.post("/webhooks/github")
 def github_webhook():
-    payload = parse_json(json_text(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256"), "payload"))
+    payload = parse_json(github_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256")))
     delivery_id, event_name = header("X-GitHub-Delivery"), header("X-GitHub-Event")
     receipt = service.receive_github(delivery_id, event_name, payload)
     pong = event_name == "ping" and receipt.status != "duplicate"
@@ -107,7 +106,7 @@ def metrics_track():
     customer = service.customer_by_key(request.headers.get("x-api-key", ""))
     if customer is None:
         raise ApiError(401, "missing or invalid x-api-key")
-    payload = parse_json(json_text(raw_body()))
+    payload = parse_json(raw_body())
     event = track.parse(payload, request.headers.get("Idempotency-Key"))
     if Customer.key_of(event.customer_id) != customer.id:
         raise ApiError(403, "this API key may only post events for its own customer")
@@ -116,7 +115,7 @@ def metrics_track():
 
 @bp.post("/webhooks/landing")
 def landing_webhook():
-    payload = parse_json(json_text(signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256")))
+    payload = parse_json(signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256"))
     delivery_id = header("X-Event-Id")
     return reply(service.receive_landing(delivery_id, landing.parse(payload), payload))
 
@@ -143,5 +142,5 @@ def ecdsa_signed_body() -> bytes:
 
 @bp.post("/webhooks/email-events")
 def email_events_webhook():
-    events = email_events.parse(json_text(ecdsa_signed_body()))
+    events = email_events.parse(ecdsa_signed_body())
     return jsonify(service.receive_email_events(events)), 200
