@@ -134,15 +134,14 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     """
     day = day or clock.today()
     key = {"customer_id": customer_id, "date": day}
-    columns = [getattr(Engagement, count) for count in Engagement.COUNTS]
-    before = db.session.execute(select(*columns).filter_by(**key)).first()
-    old = before._asdict() if before else dict.fromkeys(Engagement.COUNTS, 0)
+    existed = db.session.execute(select(Engagement.id).filter_by(**key)).first() is not None
     after = upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS,
                    returning=("id", *Engagement.COUNTS)).one()
-    changes = {count: (old[count], getattr(after, count)) for count in Engagement.COUNTS
-               if old[count] != getattr(after, count)}
+    # The totals before are the returned ones less what was added: exact even when another writer came first.
+    changes = {count: (getattr(after, count) - counts[count], getattr(after, count))
+               for count in Engagement.COUNTS if counts[count]}
     public_id = format_id(Engagement.PREFIX, after.id)
-    if before is None:
+    if not existed:
         audit.created(actor, "engagement", public_id, user_id)
     audit.record(actor, "engagement", public_id, changes, user_id)
     return after.id

@@ -50,13 +50,13 @@ def receive(source: str, delivery_id: str, event_type: str, payload: dict,
             db.session.rollback()
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
-        weights = health.current_settings()
+        health_settings = health.current_settings()
         outcome, customer_id = handle()
         if (outcome, customer_id) != ("processed", stored_customer):
             db.session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
-            health.recalculate([customer_id], settings=weights)
+            health.recalculate([customer_id], settings=health_settings)
         db.session.commit()
     except (IntegrityError, DBAPIError) as error:
         db.session.rollback()
