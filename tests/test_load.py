@@ -252,9 +252,9 @@ def test_concurrent_deliveries_with_duplicates_count_exactly_once(server):
 
 
 def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(server):
-    batches = plan(each=75, resends=0, seed=2)
+    batches = plan(each=60, resends=0, seed=2)
     signed, acknowledged, lost = bodies(), set(), []
-    up, lock, deadline = threading.Event(), threading.Lock(), time.monotonic() + 45
+    up, lock, deadline = threading.Event(), threading.Lock(), time.monotonic() + 90  # a wedged run, not a slow one
     up.set()
 
     def send(sender, batch):
@@ -272,7 +272,7 @@ def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(se
                 acknowledged.add(delivery.delivery_id)
 
     def crash():
-        while len(acknowledged) < 200 and time.monotonic() < deadline:
+        while len(acknowledged) < 160 and time.monotonic() < deadline:
             time.sleep(0.005)
         up.clear()
         server.kill()
@@ -286,6 +286,6 @@ def test_a_killed_server_loses_no_acknowledged_delivery_and_counts_none_twice(se
     run_senders(server.port, signed, batches, send)
     crasher.join()
     ids, counts = stored()
-    assert 200 <= killed_after[0] < SENDERS * 75 and lost, "the kill did not land in the middle of the run"
+    assert 160 <= killed_after[0] < SENDERS * 60 and lost, "the kill did not land in the middle of the run"
     assert len(ids) == len(set(ids)) and acknowledged <= set(ids)
     assert sum(counts.values()) == len(ids) and counts == expected_counts(batches)
