@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="SQLAlchemy URL of a scratch database (default: SQLite in a temp dir)")
     parser.add_argument("--only", default=DEFAULT, help=f"comma-separated subset of {', '.join(SIZES)} to run")
     parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile top 15 of one import and of one /customers request")
+                        help="print a cProfile top 15 of one import and of one /customers request, and the SQL of one webhook delivery")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure; the best is reported")
     return parser.parse_args()
 
