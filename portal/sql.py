@@ -21,6 +21,8 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str],
     replace: columns that take the new row's value; add: columns the new row's value is added to.
     returning: columns of the stored rows to return; the result is returned, None without rows.
     """
+    if isinstance(replace, Mapping):  # the former {column: expression} form: say so rather than replace silently
+        raise TypeError("upsert() takes column names: replace= for the new value, add= to add it to the stored one")
     if not rows:
         return None
     statement = upsert_statement(table, tuple(keys), tuple(replace), tuple(add), tuple(returning), dialect())
