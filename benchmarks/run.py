@@ -4,9 +4,12 @@
 (b) engagement.csv import  at most 2x csv + sqlite3 executemany    (100,000 rows)
 (c) export-data memory     peak RSS at most 100 MB                 (1,000,000 rows)
 (d) /customers page        median at most 3x a bare Flask table    (10,000 customers, over HTTP)
-(e) /analytics page        median at most 2x the same raw SQL      (10,000 customers, 365 days of rows each)
+(e) /analytics page        median at most 2x the same raw SQL      (10,000 customers, 365 days of rows each;
+                           only with --only analytics: seeding takes minutes)
+(f) GitHub webhook         throughput at least 0.5x HMAC + insert + upsert in psycopg  (gunicorn, PostgreSQL;
+                           only with --only webhooks and a PostgreSQL --database-url)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,analytics] [--profile]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,analytics,webhooks] [--profile]
                                        [--database-url URL] [--repeat N]
 
 The database (by default a fresh SQLite file in a temporary directory) is emptied and rebuilt
@@ -25,19 +28,21 @@ import bench_export
 import bench_health
 import bench_import
 import bench_pages
+import bench_webhooks
 
 # Customers per benchmark: (full, --quick).
 SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
-         "analytics": (10_000, 1_000)}
+         "analytics": (10_000, 1_000), "webhooks": (100, 100)}
+DEFAULT = "health,import,export,pages"  # analytics (slow to seed) and webhooks (PostgreSQL) are asked for by name
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows, for a smoke test")
     parser.add_argument("--database-url", help="SQLAlchemy URL of a scratch database (default: SQLite in a temp dir)")
-    parser.add_argument("--only", default="health,import,export,pages,analytics", help="comma-separated subset to run")
+    parser.add_argument("--only", default=DEFAULT, help=f"comma-separated subset of {', '.join(SIZES)} to run")
     parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile top 15 of one import and of one /customers request")
+                        help="print a cProfile top 15 of one import and of one /customers request, and the SQL of one webhook delivery")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure; the best is reported")
     return parser.parse_args()
 
@@ -61,6 +66,7 @@ def main() -> None:
             "export": lambda: bench_export.run(url, workdir, size["export"]),
             "pages": lambda: bench_pages.run(url, size["pages"], args.quick, args.profile),
             "analytics": lambda: bench_analytics.run(url, size["analytics"], args.quick),
+            "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:

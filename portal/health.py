@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Iterable
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 
 from . import clock, metrics
 from .extensions import db
@@ -31,9 +32,19 @@ def weights_of(settings: HealthSettings) -> metrics.Weights:
 
 def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] | None = None) -> Select:
     """One row per customer with everything the score needs: steps, PR totals up to today, active days."""
-    first_day = metrics.window_start(today, window_days)
+    return inputs_statement(customer_ids is not None).params(inputs_params(today, window_days, customer_ids))
+
+
+def inputs_params(today: dt.date, window_days: int, customer_ids: Iterable[int] | None) -> dict:
+    params = {"today": today, "first_day": metrics.window_start(today, window_days)}
+    return params if customer_ids is None else {**params, "customer_ids": list(customer_ids)}
+
+
+@functools.cache
+def inputs_statement(some_customers: bool) -> Select:
+    """inputs_query with its values as parameters: built once, since a webhook delivery runs it for one customer."""
     any_count = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
-    in_window = and_(Engagement.date >= first_day, any_count)
+    in_window = and_(Engagement.date >= bindparam("first_day"), any_count)
     totals = (
         select(
             Engagement.customer_id,
@@ -42,11 +53,11 @@ def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] |
             func.sum(Engagement.prs_merged).label("prs_merged"),
             func.sum(case((in_window, 1), else_=0)).label("days_active"),
         )
-        .where(Engagement.date <= today)
+        .where(Engagement.date <= bindparam("today"))
         .group_by(Engagement.customer_id)
     )
-    ids = list(customer_ids) if customer_ids is not None else None
-    if ids is not None:
+    ids = bindparam("customer_ids", expanding=True)
+    if some_customers:
         totals = totals.where(Engagement.customer_id.in_(ids))
     totals = totals.subquery()
     query = (
@@ -62,7 +73,7 @@ def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] |
         .outerjoin(totals, totals.c.customer_id == Customer.id)
         .order_by(Customer.id)
     )
-    return query.where(Customer.id.in_(ids)) if ids is not None else query
+    return query.where(Customer.id.in_(ids)) if some_customers else query
 
 
 def steps_of(row) -> dict[str, bool]:
@@ -75,14 +86,20 @@ def assess(row, weights: metrics.Weights) -> tuple[metrics.Health, dict[str, boo
     return result, steps
 
 
-def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None) -> int:
-    """Upsert today's health_scores row for the given customers (all when None); returns how many."""
+def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
+                settings: HealthSettings | None = None) -> int:
+    """Upsert today's health_scores row for the given customers (all when None); returns how many.
+
+    settings: current_settings() read earlier by a caller that holds row locks meanwhile.
+    """
     today = today or clock.today()
-    settings = current_settings()
+    settings = settings or current_settings()
     weights = weights_of(settings)
     calculated_at = utcnow()
     rows = []
-    for row in db.session.execute(inputs_query(today, weights.window_days, customer_ids)):
+    ids = list(customer_ids) if customer_ids is not None else None
+    statement, params = inputs_statement(ids is not None), inputs_params(today, weights.window_days, ids)
+    for row in db.session.execute(statement, params):
         result, steps = assess(row, weights)
         rows.append(
             {
@@ -105,10 +122,10 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
             }
         )
     keys = ("customer_id", "date")
-    upsert(HealthScore.__table__, rows, keys, [name for name in rows[0] if name not in keys] if rows else [])
+    upsert(HealthScore.__table__, rows, keys, replace=[name for name in rows[0] if name not in keys] if rows else [])
     if customer_ids is None:
         upsert(AppSetting.__table__, [{"key": COMPLETED_ON, "value": today.isoformat(), "updated_at": calculated_at,
-                                       "updated_by": "health"}], ["key"], ["value", "updated_at"])
+                                       "updated_by": "health"}], ["key"], replace=["value", "updated_at"])
     return len(rows)
 
 

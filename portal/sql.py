@@ -1,6 +1,7 @@
 """Small helpers for statements that differ between SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Table, text
@@ -13,22 +14,30 @@ def dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str], update: Mapping[str, Any] | Iterable[str]):
+def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str], replace: Iterable[str] = (),
+           add: Iterable[str] = (), returning: Iterable[str] = ()):
     """INSERT ... ON CONFLICT (keys) DO UPDATE: atomic on both databases, one statement for many rows.
 
-    update is either column names (take the new row's value) or {column: expression}, where the
-    expression may use the returned statement's `excluded` through a callable.
+    replace: columns that take the new row's value; add: columns the new row's value is added to.
+    returning: columns of the stored rows to return; the result is returned, None without rows.
     """
+    if isinstance(replace, Mapping):  # the former {column: expression} form: say so rather than replace silently
+        raise TypeError("upsert() takes column names: replace= for the new value, add= to add it to the stored one")
     if not rows:
-        return
-    insert = postgresql.insert if dialect() == "postgresql" else sqlite.insert
-    statement = insert(table)
-    if isinstance(update, Mapping):
-        values = {name: make(statement.excluded) if callable(make) else make for name, make in update.items()}
-    else:
-        values = {name: statement.excluded[name] for name in update}
+        return None
+    statement = upsert_statement(table, tuple(keys), tuple(replace), tuple(add), tuple(returning), dialect())
+    return db.session.execute(statement, dict(rows[0]) if len(rows) == 1 else list(rows))
+
+
+@functools.lru_cache(maxsize=32)
+def upsert_statement(table: Table, keys: tuple[str, ...], replace: tuple[str, ...], add: tuple[str, ...],
+                     returning: tuple[str, ...], dialect_name: str):
+    """Built once per shape: building and cache-keying the statement cost more than running it."""
+    statement = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
+    values = {name: statement.excluded[name] for name in replace}
+    values.update({name: table.c[name] + statement.excluded[name] for name in add})
     statement = statement.on_conflict_do_update(index_elements=list(keys), set_=values)
-    db.session.execute(statement, list(rows))
+    return statement.returning(*(table.c[name] for name in returning)) if returning else statement
 
 
 def sync_sequences(*tables: Table) -> None:

@@ -2,6 +2,7 @@
 import datetime as dt
 import json
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
@@ -193,7 +194,7 @@ def test_the_login_is_matched_whatever_its_case(client, ctx):
 def test_bad_headers(client, people, change, code, field):
     body = json.dumps(fixture("issues.labeled.json")).encode()
     headers = {"X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Event": "issues", "X-GitHub-Delivery": "d-1",
-               **change}
+               "Content-Type": "application/json", **change}
     response = client.post("/webhooks/github", data=body, headers={k: v for k, v in headers.items() if v is not None})
     assert response.status_code == code
     assert "error" in response.get_json()
@@ -230,8 +231,39 @@ def test_a_payload_without_the_time_it_needs_names_the_field(client, people):
     assert response.status_code == 400 and response.get_json()["field"] == "issue.updated_at"
 
 
-def test_wrong_method_is_not_a_500(client):
-    assert client.get("/webhooks/github").status_code == 405
+@pytest.mark.parametrize("method, path, code", [
+    ("GET", "/webhooks/github", 405), ("PUT", "/metrics/track", 405),
+    ("POST", "/webhooks/nope", 404), ("GET", "/metrics/nope", 404)])
+def test_api_paths_answer_json_errors_whatever_the_client_accepts(client, method, path, code):
+    response = client.open(path, method=method, headers={"Accept": "text/html"})
+    assert response.status_code == code and response.is_json and response.get_json()["error"]
+    if code == 405:
+        assert "POST" in response.headers["Allow"]
+
+
+def test_pages_still_answer_html_errors(client):
+    response = client.get("/nope", headers={"Accept": "text/html"})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+
+
+def test_github_form_content_type_carries_the_json_in_payload(client, people):
+    body = urlencode({"payload": json.dumps(fixture("issues.labeled.json"))}).encode()
+    response = post_github(client, body, "issues", **{"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200 and response.get_json()["status"] == "processed"
+    assert engagement(people["codertocat"]) == {DAY: {"issues_tagged": 1}}
+
+
+@pytest.mark.parametrize("body", [b"payload=1&payload=2", b"other=1", b"payload=%7Bnot+json"])
+def test_a_github_form_without_one_json_payload_answers_400(client, people, body):
+    response = post_github(client, body, "issues", **{"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400 and response.get_json()["field"] in ("payload", "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", None])
+def test_other_content_types_answer_415_naming_the_expected_one(client, people, content_type):
+    response = post_github(client, fixture("ping.json"), "ping", **{"Content-Type": content_type})
+    assert response.status_code == 415 and "application/json" in response.get_json()["error"]
+    assert events() == []
 
 
 # The metrics API
@@ -423,7 +455,8 @@ def test_landing_signature_and_configuration(app, client, ctx):
     raw = json.dumps(signup_body()).encode()
     response = client.post("/webhooks/landing", data=raw, headers={"X-Event-Id": "x"})
     assert response.status_code == 401
-    response = client.post("/webhooks/landing", data=raw, headers={"X-Signature-256": sign(LANDING_SECRET, raw)})
+    response = client.post("/webhooks/landing", data=raw, headers={"X-Signature-256": sign(LANDING_SECRET, raw)},
+                           content_type="application/json")
     assert response.status_code == 400 and response.get_json()["field"] == "X-Event-Id"
     app.config["LANDING_WEBHOOK_SECRET"] = ""
     assert post_landing(client, signup_body()).status_code == 503

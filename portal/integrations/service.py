@@ -1,7 +1,7 @@
 """Applying an inbound event: the raw event and all its effects in one transaction.
 
 The unique (source, delivery_id) constraint decides what is a duplicate, so two workers receiving
-the same delivery at once apply it once: the second insert waits for the first and then fails.
+the same delivery at once apply it once: the second insert waits for the first and then inserts nothing.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import joinedload
 
 from .. import clock, health, settings, validation
 from ..customers import service as customers
@@ -33,29 +34,39 @@ class Receipt:
     customer_id: str | None = None
 
 
+RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sender may retry
+
+
 def receive(source: str, delivery_id: str, event_type: str, payload: dict,
-            handle: Callable[[Event], str]) -> Receipt:
-    """Store the event, let handle() apply it and name the outcome, recalculate health, commit."""
-    event = Event(source=source, delivery_id=delivery_id, event_type=event_type, payload=payload)
-    db.session.add(event)
+            handle: Callable[[], tuple[str, int | None]], known: Customer | None = None) -> Receipt:
+    """Store the event unless it is a replay, let handle() apply it and name (outcome, customer id),
+    recalculate that customer's health, commit. The customer known beforehand is stored with the event,
+    so the usual delivery costs no UPDATE of it."""
+    stored_customer = known.id if known else None
     try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return Receipt("duplicate")
-    try:
-        event.outcome = handle(event)
-        if event.outcome == "processed" and event.customer_id is not None:
-            health.recalculate([event.customer_id])
-        receipt = Receipt(event.outcome, format_id(Customer.PREFIX, event.customer_id) if event.customer_id else None)
+        event_id = insert_new_event({"source": source, "delivery_id": delivery_id, "event_type": event_type,
+                                     "payload": payload, "customer_id": stored_customer})
+        if event_id is None:
+            db.session.rollback()
+            return Receipt("duplicate")
+        # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
+        health_settings = health.current_settings()
+        outcome, customer_id = handle()
+        if (outcome, customer_id) != ("processed", stored_customer):
+            db.session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome, customer_id=customer_id)
+                               .execution_options(synchronize_session=False))
+        if outcome == "processed" and customer_id is not None:
+            health.recalculate([customer_id], settings=health_settings)
         db.session.commit()
-    except IntegrityError:
+    except (IntegrityError, DBAPIError) as error:
         db.session.rollback()
-        raise Conflict() from None
+        if isinstance(error, IntegrityError) or getattr(error.orig, "sqlstate", None) in RETRY_SQLSTATES:
+            raise Conflict() from None
+        raise
     except BaseException:
         db.session.rollback()
         raise
-    return receipt
+    return Receipt(outcome, format_id(Customer.PREFIX, customer_id) if customer_id else None)
 
 
 def apply(customer: Customer, actor: str, step: str | None = None, when=None,
@@ -63,14 +74,15 @@ def apply(customer: Customer, actor: str, step: str | None = None, when=None,
     if step:
         customers.set_step(customer, step, True, actor, when=when)
     if counts:
-        customers.record_engagement(customer, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day=day)
+        customers.add_counts(customer.id, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day)
 
 
 def customer_by_login(logins: tuple[str, ...]) -> Customer | None:
     """The customer of the first login that names one."""
     if not logins:
         return None
-    found = db.session.scalars(select(Customer).where(func.lower(Customer.github_username).in_(logins))).all()
+    found = db.session.scalars(select(Customer).options(joinedload(Customer.onboarding))  # set_step reads it
+                               .where(func.lower(Customer.github_username).in_(logins))).all()
     by_login = {customer.github_username.lower(): customer for customer in found}
     return next((by_login[login] for login in logins if login in by_login), None)
 
@@ -89,28 +101,26 @@ def customer_by_key(api_key: str) -> Customer | None:
 
 def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
     effect = github.effect_of(event_name, payload, settings.current())
+    customer = customer_by_login(effect.logins)
 
-    def handle(event: Event) -> str:
-        customer = customer_by_login(effect.logins)
-        event.customer_id = customer.id if customer else None
+    def handle() -> tuple[str, int | None]:
         if effect.kind in ("ping", "ignored"):
-            return "ignored"
+            return "ignored", customer.id if customer else None
         if customer is None:
-            return "unmatched"
+            return "unmatched", None
         apply(customer, "github", effect.step, effect.when, dict(effect.counts), effect.day)
-        return "processed"
+        return "processed", customer.id
 
-    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle)
+    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, customer)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict) -> Receipt:
-    def handle(event: Event) -> str:
-        event.customer_id = customer.id
+    def handle() -> tuple[str, int | None]:
         apply(customer, "action", request.step, counts=dict(request.counts))
-        return "processed"
+        return "processed", customer.id
 
     delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
-    return receive("action", delivery_id, request.event_type, payload, handle)
+    return receive("action", delivery_id, request.event_type, payload, handle, customer)
 
 
 def signup(request: LandingEvent) -> Customer:
@@ -124,16 +134,14 @@ def signup(request: LandingEvent) -> Customer:
 def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> Receipt:
     validation.email(request.email)  # before it reaches a query
 
-    def handle(event: Event) -> str:
+    def handle() -> tuple[str, int | None]:
         if request.event == "signup":
-            event.customer_id = signup(request).id
-            return "processed"
+            return "processed", signup(request).id
         customer = customer_by_email(request.email)
         if customer is None:
-            return "unmatched"
-        event.customer_id = customer.id
+            return "unmatched", None
         apply(customer, "landing", "account_created", request.occurred_at)
-        return "processed"
+        return "processed", customer.id
 
     return receive("landing", delivery_id, request.event, payload, handle)
 
@@ -150,8 +158,6 @@ def apply_stored(event: Event, customer: Customer, actor: str) -> None:
 
 
 # The email provider's event webhook: a whole array in one transaction.
-
-RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sender may retry
 
 
 def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailNotification]:

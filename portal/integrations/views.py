@@ -5,6 +5,7 @@ They are called by machines, so they are exempt from CSRF and every answer, erro
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -16,6 +17,7 @@ from . import email_events, landing, service, signatures, track
 from .payloads import identifier, parse_json
 
 MAX_BODY = 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
 STATUS_CODES = {"processed": 200, "duplicate": 200, "pong": 200, "unmatched": 202, "ignored": 202}
 
 bp = Blueprint("integrations", __name__)
@@ -64,6 +66,22 @@ def signed_body(secret_name: str, signature_header: str) -> bytes:
     return body
 
 
+def github_json(body: bytes) -> bytes:
+    """The JSON text of a GitHub delivery: the body for application/json, its one `payload` field for GitHub's
+    other setting, application/x-www-form-urlencoded. Any other Content-Type answers 415 naming the two."""
+    if request.mimetype == "application/json":
+        return body
+    if request.mimetype != FORM:
+        raise ApiError(415, f"Content-Type must be application/json (or {FORM} with a payload field)")
+    try:
+        values = parse_qs(body, keep_blank_values=True, max_num_fields=20).get(b"payload", [])
+    except ValueError:
+        values = []
+    if len(values) != 1:
+        raise ValidationError("the form must have one payload field holding the JSON", "payload")
+    return values[0]
+
+
 def header(name: str) -> str:
     return identifier(request.headers.get(name), name)
 
@@ -76,7 +94,7 @@ def reply(receipt: service.Receipt, status: str | None = None):
 
 @bp.post("/webhooks/github")
 def github_webhook():
-    payload = parse_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256"))
+    payload = parse_json(github_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256")))
     delivery_id, event_name = header("X-GitHub-Delivery"), header("X-GitHub-Event")
     receipt = service.receive_github(delivery_id, event_name, payload)
     pong = event_name == "ping" and receipt.status != "duplicate"
