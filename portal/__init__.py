@@ -15,6 +15,7 @@ NAV_LINKS = [
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
     ("events.index", "Events", ALL_ROLES, "events."),
+    ("emails.index", "Emails", ALL_ROLES, "emails."),
 ]
 
 
@@ -63,6 +64,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .events import views as events_views
 
     app.register_blueprint(events_views.bp)
+    from .emails import public as emails_public, views as emails_views
+
+    app.register_blueprint(emails_public.bp)
+    app.register_blueprint(emails_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)
