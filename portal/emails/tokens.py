@@ -50,8 +50,9 @@ def nps_answer(token: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
-def absolute_url(endpoint: str, **values) -> str:
+def absolute_url(endpoint: str, _anchor: str | None = None, **values) -> str:
     """A link for an email: PORTAL_BASE_URL with the route's path, whether or not a request is running."""
     base = urlsplit(current_app.config["PORTAL_BASE_URL"])
     adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http")
-    return adapter.build(endpoint, values, force_external=True)
+    url = adapter.build(endpoint, values, force_external=True)
+    return f"{url}#{_anchor}" if _anchor else url
