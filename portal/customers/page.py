@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from .. import audit, clock, explain, health, metrics
 from ..auth import actor, editor_required, login_required
+from ..emails import queries as email_queries, suppression
 from ..extensions import db
 from ..models import Engagement, Feedback, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
@@ -97,7 +98,8 @@ def page_context(customer) -> dict:
     return {"customer": customer, **health_context(customer), "engagement_chart": engagement_chart(customer),
             "details_form": DetailsForm(obj=customer.onboarding), "intervention_form": intervention_form,
             "feedback_form": FeedbackForm(), "entries": entries, "more": more, "timeline_page": 1,
-            "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts()}
+            "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts(),
+            "recent_emails": email_queries.recent_for(customer.id, 5), "email_block": suppression.reason(customer)}
 
 
 @bp.get("/<customer_id>")
