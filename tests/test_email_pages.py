@@ -65,9 +65,13 @@ def test_a_sent_message_shows_both_parts_safely(ctx, client, auth, smtp_server):
     page = client.get(f"/emails/{email.id}").get_data(as_text=True)
     assert "Welcome to the early-access programme" in page and email.provider_message_id in page
     assert "<pre class=\"email-text\">Hello Ada team," in page
-    # The HTML part is shown in a sandboxed frame, escaped into its srcdoc, never as the page's own markup.
-    assert re.search(r'<iframe class="email-preview" sandbox title="[^"]+" srcdoc="&lt;!doctype html&gt;', page)
-    assert "<p>Hello Ada team,</p>" not in page
+    # The HTML part is shown in a sandboxed frame, and as escaped source; never as the page's own markup.
+    assert f'<iframe class="email-preview" sandbox src="/emails/{email.id}/html"' in page
+    assert "&lt;p&gt;Hello Ada team,&lt;/p&gt;" in page and "<p>Hello Ada team,</p>" not in page
+    part = client.get(f"/emails/{email.id}/html")
+    assert part.status_code == 200 and "<p>Hello Ada team,</p>" in part.get_data(as_text=True)
+    assert part.headers["Content-Security-Policy"].startswith("sandbox; default-src 'none'")
+    assert part.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert client.get("/emails/999").status_code == 404
 
 
@@ -125,7 +129,7 @@ def test_nps_survey_from_the_customer_page_answered_in_one_click(ctx, client, au
     delivery.deliver_due()
     [message] = [m for _, m in smtp_server.messages if m["Subject"] == "How likely are you to recommend us?"]
     html = message.get_body(("html",)).get_content()
-    links = re.findall(r'<a href="(http://portal.test/nps/[^"]+)">(\d+)</a>', html)
+    links = re.findall(r'<a href="(http://portal.test/nps/[^"]+)"[^>]*>(\d+)</a>', html)
     assert [int(score) for _, score in links] == list(range(11))
     assert all(url in message.get_body(("plain",)).get_content() for url, _ in links)
 

@@ -6,6 +6,9 @@ import uuid
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
+
 from flask import current_app
 from flask_mail import Message
 
@@ -14,6 +17,16 @@ from .convertkit import ConvertKit, ConvertKitError
 from .render import Rendered
 
 SMTP_ERRORS = (OSError, smtplib.SMTPException)
+
+
+class WrappedMessage(Message):
+    """Parts in quoted-printable: Flask-Mail sends UTF-8 as unwrapped 8bit, and SMTP servers refuse lines
+    over 998 characters (a row of links in the HTML part is one)."""
+
+    def _mimetext(self, text, subtype="plain"):
+        charset = Charset("utf-8")
+        charset.body_encoding = QP
+        return MIMEText(text, _subtype=subtype, _charset=charset)
 
 
 class SendFailed(Exception):
@@ -75,7 +88,7 @@ class Channels:
     def send(self, recipient: str, rendered: Rendered) -> str:
         """Send over SMTP; returns the Message-ID (without its angle brackets)."""
         connection = self.smtp()
-        message = Message(rendered.subject, recipients=[recipient], body=rendered.text, html=rendered.html,
+        message = WrappedMessage(rendered.subject, recipients=[recipient], body=rendered.text, html=rendered.html,
                           sender=self.sender, extra_headers=rendered.headers)
         # No dots before the @: the provider's event ids are '<id>.<suffix>' and are matched by what precedes the dot.
         message.msgId = f"<{uuid.uuid4().hex}@{self.domain()}>"

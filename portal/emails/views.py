@@ -35,6 +35,20 @@ def detail(email_id: int):
     return render_template("emails/detail.html", email=db.get_or_404(EmailNotification, email_id))
 
 
+# The stored HTML part, framed by the message page: its own policy lets the email's inline styles
+# show while scripts, forms, plugins and remote images (tracking pixels) stay off.
+HTML_PART_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+
+
+@bp.get("/emails/<int:email_id>/html")
+@login_required
+def html_part(email_id: int):
+    email = db.get_or_404(EmailNotification, email_id)
+    return email.body_html, 200, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": HTML_PART_POLICY,
+                                  "X-Frame-Options": "SAMEORIGIN", "Cache-Control": "no-store"}
+
+
 @bp.post("/emails/<int:email_id>/resend")
 @editor_required
 def resend(email_id: int):
