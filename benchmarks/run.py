@@ -4,8 +4,9 @@
 (b) engagement.csv import  at most 2x csv + sqlite3 executemany    (100,000 rows)
 (c) export-data memory     peak RSS at most 100 MB                 (1,000,000 rows)
 (d) /customers page        median at most 3x a bare Flask table    (10,000 customers, over HTTP)
+(e) email delivery         at least 0.5x a bare smtplib loop        (1,000 emails to a local aiosmtpd)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages] [--profile]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails] [--profile]
                                        [--database-url URL] [--repeat N]
 
 The database (by default a fresh SQLite file in a temporary directory) is emptied and rebuilt
@@ -19,20 +20,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bench_emails
 import bench_export
 import bench_health
 import bench_import
 import bench_pages
 
 # Customers per benchmark: (full, --quick).
-SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000)}
+SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
+         "emails": (1_000, 100)}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows, for a smoke test")
     parser.add_argument("--database-url", help="SQLAlchemy URL of a scratch database (default: SQLite in a temp dir)")
-    parser.add_argument("--only", default="health,import,export,pages", help="comma-separated subset to run")
+    parser.add_argument("--only", default="health,import,export,pages,emails", help="comma-separated subset to run")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile top 15 of one import and of one /customers request")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure; the best is reported")
@@ -57,6 +60,7 @@ def main() -> None:
             "import": lambda: bench_import.run(url, workdir, size["import"], args.repeat, args.profile),
             "export": lambda: bench_export.run(url, workdir, size["export"]),
             "pages": lambda: bench_pages.run(url, size["pages"], args.quick, args.profile),
+            "emails": lambda: bench_emails.run(url, size["emails"], args.repeat),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 from email.charset import QP, Charset
+from email.policy import compat32
 from email.mime.text import MIMEText
 
 from flask import current_app
@@ -17,6 +18,7 @@ from .convertkit import ConvertKit, ConvertKitError
 from .render import Rendered
 
 SMTP_ERRORS = (OSError, smtplib.SMTPException)
+CRLF_COMPAT32 = compat32.clone(linesep="\r\n")
 
 
 class WrappedMessage(Message):
@@ -27,6 +29,12 @@ class WrappedMessage(Message):
         charset = Charset("utf-8")
         charset.body_encoding = QP
         return MIMEText(text, _subtype=subtype, _charset=charset)
+
+    def as_bytes(self) -> bytes:
+        # The classic policy serialises four times faster than Flask-Mail's policy.SMTP, with the same
+        # result for these headers (the subject is already encoded by Flask-Mail when it is not ASCII).
+        message = self._message()
+        return message.as_bytes(policy=CRLF_COMPAT32)
 
 
 class SendFailed(Exception):

@@ -13,7 +13,7 @@ import uuid
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock, health
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 EN = EmailNotification
 LEASE = dt.timedelta(minutes=5)
 CLAIM_BATCH = 100
+# Outcomes are committed in small groups: a commit per email would cost more than the email. A run that
+# dies between a send and its commit sends at most this many again once its lease ends.
+COMMIT_EVERY = 10
 OUTCOMES = ("sent", "retried", "failed", "suppressed")
 ACTOR = "email delivery"
 
@@ -94,6 +97,7 @@ def deliver_due(now: dt.datetime | None = None, limit: int | None = None,
                         progress(done, total)
     finally:
         session.expire_on_commit = keep
+        session.expire_all()  # as a commit would have: the rows were updated behind the ORM's back
     return counts
 
 
@@ -107,63 +111,76 @@ def deliver_batch(ids: list[int], token: str, channels: Channels, now: dt.dateti
         select(Customer).options(selectinload(Customer.onboarding)).where(Customer.id.in_(customer_ids))
         .execution_options(populate_existing=True))}
     suppressed = suppression.reasons(customer_ids)
+    done: list[tuple[str, dict]] = []
     for row in rows:
         if time.monotonic() - started > LEASE.total_seconds() * 0.8:
-            return  # the lease is nearly over: what is left is another run's to take
-        customer = people.get(row.customer_id)
-        outcome = deliver_one(row, customer, suppressed.get(row.customer_id), channels, now)
-        db.session.commit()
-        yield outcome
+            break  # the lease is nearly over: what is left is another run's to take
+        outcome, values = deliver_one(row, people.get(row.customer_id), suppressed.get(row.customer_id), channels, now)
+        done.append((outcome, {**{name: getattr(row, name) for name in RECORDED}, **values, "row_id": row.id}))
+        if len(done) >= COMMIT_EVERY:
+            yield from record(done, token)
+    yield from record(done, token)
+
+
+RECORDED = ("status", "channel", "provider_message_id", "sent_at", "attempts", "last_error", "next_attempt_at",
+            "subject", "body_text", "body_html")
+TABLE = EN.__table__
+
+
+def record(done: list[tuple[str, dict]], token: str):
+    """Write a group of outcomes with one executemany UPDATE (the rows are not read again) and commit."""
+    if done:
+        statement = (update(TABLE).where(TABLE.c.id == bindparam("row_id"), TABLE.c.claim_token == token)
+                     .values(claim_token=None, claimed_until=None, **{name: bindparam(name) for name in RECORDED}))
+        db.session.execute(statement, [values for _, values in done])
+    db.session.commit()
+    yield from (outcome for outcome, _ in done)
+    done.clear()
 
 
 def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, channels: Channels,
-                now: dt.datetime) -> str:
+                now: dt.datetime) -> tuple[str, dict]:
+    """Send one email; returns its outcome and the columns to record."""
     if suppressed:
-        finish(row, status="failed", last_error=f"suppressed: {suppressed}")
-        return "suppressed"
+        return "suppressed", {"status": "failed", "last_error": f"suppressed: {suppressed}"}
     notes = []
     if row.kind == "milestone" and channels.convertkit is not None:
         try:
             return sent(row, customer, "convertkit", channels.tag(row.payload["milestone"], row.recipient), now, "")
         except SendFailed as error:
             notes.append(f"{error}; falling back to SMTP")
+    rendered = {}
     try:
         message = render_row(row, customer)
+        rendered = {"subject": message.subject[:200], "body_text": message.text, "body_html": message.html}
         message_id = channels.send(row.recipient, message)
     except SendFailed as error:
-        return failed_attempt(row, now, "; ".join([*notes, str(error)]))
-    return sent(row, customer, "smtp", message_id, now, "; ".join(notes))
+        outcome, values = failed_attempt(row, now, "; ".join([*notes, str(error)]))
+        return outcome, {**values, **rendered}
+    outcome, values = sent(row, customer, "smtp", message_id, now, "; ".join(notes))
+    return outcome, {**values, **rendered}
 
 
 def render_row(row: EN, customer: Customer | None) -> render.Rendered:
     try:
-        message = render.render(row, customer)
+        return render.render(row, customer)
     except Exception as error:  # a template or payload fault fails this email, not the whole run
         log.exception("email %s could not be rendered", row.id)
         raise SendFailed(f"rendering failed: {type(error).__name__}: {error}") from None
-    row.subject, row.body_text, row.body_html = message.subject[:200], message.text, message.html
-    return message
 
 
-def finish(row: EN, **values) -> None:
-    for name, value in {"claim_token": None, "claimed_until": None, **values}.items():
-        setattr(row, name, value)
-
-
-def sent(row: EN, customer: Customer | None, channel: str, provider_id: str, now: dt.datetime, note: str) -> str:
-    finish(row, status="sent", channel=channel, provider_message_id=provider_id, sent_at=now,
-           attempts=row.attempts + 1, last_error=note, next_attempt_at=None)
+def sent(row: EN, customer: Customer | None, channel: str, provider_id: str, now: dt.datetime,
+         note: str) -> tuple[str, dict]:
     if row.kind == "milestone" and row.payload.get("milestone") == "welcome" and customer is not None:
         # SPEC section 7: the step is ticked when the welcome email has actually gone out.
         if customers.set_step(customer, content.WELCOME_STEP, True, ACTOR, when=now):
             health.recalculate([customer.id])
-    return "sent"
+    return "sent", {"status": "sent", "channel": channel, "provider_message_id": provider_id, "sent_at": now,
+                    "attempts": row.attempts + 1, "last_error": note, "next_attempt_at": None}
 
 
-def failed_attempt(row: EN, now: dt.datetime, error: str) -> str:
+def failed_attempt(row: EN, now: dt.datetime, error: str) -> tuple[str, dict]:
     attempts = row.attempts + 1
     if attempts >= content.MAX_ATTEMPTS:
-        finish(row, status="failed", attempts=attempts, last_error=error, next_attempt_at=None)
-        return "failed"
-    finish(row, attempts=attempts, last_error=error, next_attempt_at=now + content.retry_delay(attempts))
-    return "retried"
+        return "failed", {"status": "failed", "attempts": attempts, "last_error": error, "next_attempt_at": None}
+    return "retried", {"attempts": attempts, "last_error": error, "next_attempt_at": now + content.retry_delay(attempts)}
