@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import smtplib
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from email.charset import QP, Charset
@@ -11,7 +13,7 @@ from email.policy import compat32
 from email.mime.text import MIMEText
 
 from flask import current_app
-from flask_mail import Message
+from flask_mail import Message, sanitize_address
 
 from ..extensions import mail
 from .convertkit import ConvertKit, ConvertKitError
@@ -34,7 +36,20 @@ class WrappedMessage(Message):
         # The classic policy serialises four times faster than Flask-Mail's policy.SMTP, with the same
         # result for these headers (the subject is already encoded by Flask-Mail when it is not ASCII).
         message = self._message()
+        for part in message.walk():
+            if part.is_multipart():
+                # A random boundary of our own: the generator would otherwise compile a regex per message
+                # to check that its boundary is not in the text.
+                part.set_boundary(f"=_{uuid.uuid4().hex}")
         return message.as_bytes(policy=CRLF_COMPAT32)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str  # without its angle brackets: the outbox's provider_message_id
 
 
 class SendFailed(Exception):
@@ -54,12 +69,15 @@ class Channels:
         self.sender = config.get("MAIL_DEFAULT_SENDER") or f"customer-success@{self.domain()}"
         self.stack = ExitStack()
         self.connection = None
+        self.pool: ThreadPoolExecutor | None = None
         self.smtp_down: str | None = None
 
     def __enter__(self) -> Channels:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
         try:
             self.stack.close()
         except SMTP_ERRORS:
@@ -80,11 +98,14 @@ class Channels:
             self.convertkit_down = str(error)
             raise SendFailed(f"ConvertKit: {error}") from None
 
-    def smtp(self):
+    def check_smtp(self) -> None:
         if not self.smtp_configured:
             raise SendFailed("SMTP is not configured (MAIL_SERVER)")
         if self.smtp_down:
             raise SendFailed(f"SMTP: {self.smtp_down} (earlier in this run)")
+
+    def smtp(self):
+        self.check_smtp()
         if self.connection is None:
             try:
                 self.connection = self.stack.enter_context(mail.connect())
@@ -93,20 +114,35 @@ class Channels:
                 raise SendFailed(f"SMTP: {self.smtp_down}") from None
         return self.connection
 
-    def send(self, recipient: str, rendered: Rendered) -> str:
-        """Send over SMTP; returns the Message-ID (without its angle brackets)."""
-        connection = self.smtp()
+    def prepare(self, recipient: str, rendered: Rendered) -> Outgoing:
+        """The message's bytes: the CPU work, done while the previous email is on the wire."""
+        self.check_smtp()
         message = WrappedMessage(rendered.subject, recipients=[recipient], body=rendered.text, html=rendered.html,
-                          sender=self.sender, extra_headers=rendered.headers)
+                                 sender=self.sender, extra_headers=rendered.headers)
         # No dots before the @: the provider's event ids are '<id>.<suffix>' and are matched by what precedes the dot.
         message.msgId = f"<{uuid.uuid4().hex}@{self.domain()}>"
+        if message.has_bad_headers():
+            raise SendFailed("a header holds a line break")
+        return Outgoing(sanitize_address(self.sender), sanitize_address(recipient), message.as_bytes(),
+                        message.msgId.strip("<>"))
+
+    def start(self, outgoing: Outgoing) -> Future:
+        """Send over the run's one SMTP connection, in the sender thread; one email at a time is in flight."""
+        connection = self.smtp()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
+        if connection.host is None:  # Flask-Mail's MAIL_SUPPRESS_SEND: accepted without sending
+            return self.pool.submit(lambda: None)
+        return self.pool.submit(connection.host.sendmail, outgoing.sender, [outgoing.recipient], outgoing.data)
+
+    def finish(self, future: Future) -> None:
+        """Wait for the send; raises SendFailed, and drops a broken connection so the next email opens another."""
         try:
-            connection.send(message)
+            future.result()
         except SMTP_ERRORS as error:
             if isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(error, smtplib.SMTPException):
                 self.drop_connection()
             raise SendFailed(f"SMTP: {describe(error)}") from None
-        return message.msgId.strip("<>")
 
     def drop_connection(self) -> None:
         """A broken connection is closed and the next email opens a new one."""

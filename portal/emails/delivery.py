@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 import time
 import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app
@@ -22,7 +24,7 @@ from ..extensions import db
 from ..models import Customer, EmailNotification
 from ..sql import dialect
 from . import content, render, suppression
-from .channels import Channels, SendFailed
+from .channels import Channels, Outgoing, SendFailed
 
 log = logging.getLogger(__name__)
 EN = EmailNotification
@@ -102,6 +104,7 @@ def deliver_due(now: dt.datetime | None = None, limit: int | None = None,
 
 
 def deliver_batch(ids: list[int], token: str, channels: Channels, now: dt.datetime):
+    """Deliver a claimed batch, recording outcomes in order; each email is built while the one before is sent."""
     started = time.monotonic()
     # populate_existing: the claim was a bulk UPDATE, and rows of earlier runs may sit in the session.
     rows = db.session.scalars(select(EN).where(EN.id.in_(ids), EN.claim_token == token).order_by(EN.id)
@@ -111,14 +114,26 @@ def deliver_batch(ids: list[int], token: str, channels: Channels, now: dt.dateti
         select(Customer).options(selectinload(Customer.onboarding)).where(Customer.id.in_(customer_ids))
         .execution_options(populate_existing=True))}
     suppressed = suppression.reasons(customer_ids)
-    done: list[tuple[str, dict]] = []
+    done: list[tuple[EN, str, dict]] = []
+    sending: tuple[Sending, Future] | None = None
     for row in rows:
         if time.monotonic() - started > LEASE.total_seconds() * 0.8:
             break  # the lease is nearly over: what is left is another run's to take
-        outcome, values = deliver_one(row, people.get(row.customer_id), suppressed.get(row.customer_id), channels, now)
-        done.append((outcome, {**{name: getattr(row, name) for name in RECORDED}, **values, "row_id": row.id}))
+        step = deliver_one(row, people.get(row.customer_id), suppressed.get(row.customer_id), channels, now)
+        if sending is not None:
+            done.append(settle(*sending, channels, now))
+            sending = None
+        if isinstance(step, Sending):
+            try:
+                sending = step, channels.start(step.outgoing)
+            except SendFailed as error:
+                done.append((row, *step.failed(error, now)))
+        else:
+            done.append((row, *step))
         if len(done) >= COMMIT_EVERY:
             yield from record(done, token)
+    if sending is not None:
+        done.append(settle(*sending, channels, now))
     yield from record(done, token)
 
 
@@ -127,20 +142,45 @@ RECORDED = ("status", "channel", "provider_message_id", "sent_at", "attempts", "
 TABLE = EN.__table__
 
 
-def record(done: list[tuple[str, dict]], token: str):
+def record(done: list[tuple[EN, str, dict]], token: str):
     """Write a group of outcomes with one executemany UPDATE (the rows are not read again) and commit."""
     if done:
         statement = (update(TABLE).where(TABLE.c.id == bindparam("row_id"), TABLE.c.claim_token == token)
                      .values(claim_token=None, claimed_until=None, **{name: bindparam(name) for name in RECORDED}))
-        db.session.execute(statement, [values for _, values in done])
+        db.session.execute(statement, [{**{name: getattr(row, name) for name in RECORDED}, **values, "row_id": row.id}
+                                       for row, _, values in done])
     db.session.commit()
-    yield from (outcome for outcome, _ in done)
+    yield from (outcome for _, outcome, _ in done)
     done.clear()
 
 
+@dataclass
+class Sending:
+    """An email built and ready for SMTP; what to record once the server has answered."""
+
+    row: EN
+    customer: Customer | None
+    outgoing: Outgoing
+    notes: list[str]
+    rendered: dict
+
+    def failed(self, error: SendFailed, now: dt.datetime) -> tuple[str, dict]:
+        outcome, values = failed_attempt(self.row, now, "; ".join([*self.notes, str(error)]))
+        return outcome, {**values, **self.rendered}
+
+
+def settle(step: Sending, future: Future, channels: Channels, now: dt.datetime) -> tuple[EN, str, dict]:
+    try:
+        channels.finish(future)
+    except SendFailed as error:
+        return (step.row, *step.failed(error, now))
+    outcome, values = sent(step.row, step.customer, "smtp", step.outgoing.message_id, now, "; ".join(step.notes))
+    return step.row, outcome, {**values, **step.rendered}
+
+
 def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, channels: Channels,
-                now: dt.datetime) -> tuple[str, dict]:
-    """Send one email; returns its outcome and the columns to record."""
+                now: dt.datetime) -> tuple[str, dict] | Sending:
+    """What becomes of one email without waiting for SMTP: an outcome, or a message ready to send."""
     if suppressed:
         return "suppressed", {"status": "failed", "last_error": f"suppressed: {suppressed}"}
     notes = []
@@ -153,12 +193,10 @@ def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, chan
     try:
         message = render_row(row, customer)
         rendered = {"subject": message.subject[:200], "body_text": message.text, "body_html": message.html}
-        message_id = channels.send(row.recipient, message)
+        return Sending(row, customer, channels.prepare(row.recipient, message), notes, rendered)
     except SendFailed as error:
         outcome, values = failed_attempt(row, now, "; ".join([*notes, str(error)]))
         return outcome, {**values, **rendered}
-    outcome, values = sent(row, customer, "smtp", message_id, now, "; ".join(notes))
-    return outcome, {**values, **rendered}
 
 
 def render_row(row: EN, customer: Customer | None) -> render.Rendered:
