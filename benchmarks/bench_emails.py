@@ -17,7 +17,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from email.charset import QP, Charset
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText

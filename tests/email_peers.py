@@ -160,6 +160,14 @@ def convertkit():
     stand_in.stop()
 
 
+@pytest.fixture(name="app")
+def smtp_app(database_url, smtp_server):
+    """Import this into a test module to give its `app` (and so `client`, `auth`, `ctx`) the SMTP server."""
+    app = app_with(database_url, **mail_config(smtp_server.port))
+    yield app
+    dispose(app)
+
+
 def app_with(database_url: str, **config):
     """An app with extra settings whose database is emptied afterwards, as the conftest app's is."""
     return make_app(database_url, **config)

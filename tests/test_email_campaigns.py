@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from portal import health, settings
@@ -13,18 +12,11 @@ from portal.emails import campaigns, delivery
 from portal.extensions import db
 from portal.models import Customer, EmailNotification, Engagement, HealthScore
 from tests.conftest import add_user
-from tests.email_peers import app_with, dispose, mail_config, smtp_server  # noqa: F401
+from tests.email_peers import smtp_app, smtp_server  # noqa: F401  (the app with an SMTP server)
 
 EN = EmailNotification
 MONDAY = dt.date(2026, 11, 30)  # the week before is 2026-W48, 23 to 29 November
 LATER = dt.datetime(2026, 12, 1, 9, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def app(database_url, smtp_server):
-    app = app_with(database_url, **mail_config(smtp_server.port))
-    yield app
-    dispose(app)
 
 
 def add(name: str, signup=dt.date(2026, 10, 1), status="active", **extra) -> Customer:

@@ -12,16 +12,9 @@ from portal.customers import service
 from portal.emails import delivery
 from portal.extensions import db
 from portal.models import AuditLog, Customer, EmailNotification, Event
-from tests.email_peers import SECRET, app_with, convertkit, dispose, mail_config, smtp_server  # noqa: F401
+from tests.email_peers import SECRET, app_with, convertkit, dispose, mail_config, smtp_app, smtp_server  # noqa: F401
 
 EN = EmailNotification
-
-
-@pytest.fixture
-def app(database_url, smtp_server):
-    app = app_with(database_url, **mail_config(smtp_server.port))
-    yield app
-    dispose(app)
 
 
 def add(email="ada@example.com", login="ada-labs", organization="Ada Labs", **extra) -> Customer:

@@ -5,7 +5,6 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import select
 
 from portal.customers import service
@@ -13,16 +12,9 @@ from portal.emails import delivery
 from portal.extensions import db
 from portal.models import AuditLog, EmailNotification, Feedback, NpsSurvey
 from tests.conftest import csrf_token
-from tests.email_peers import app_with, dispose, mail_config, smtp_server  # noqa: F401
+from tests.email_peers import smtp_app, smtp_server  # noqa: F401  (the app with an SMTP server)
 
 EN = EmailNotification
-
-
-@pytest.fixture
-def app(database_url, smtp_server):
-    app = app_with(database_url, **mail_config(smtp_server.port))
-    yield app
-    dispose(app)
 
 
 def add(name="ada"):

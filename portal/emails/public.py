@@ -40,14 +40,19 @@ def confirm_unsubscribe(token: str):
     return render_template("emails/public/unsubscribe.html", customer=customer, token=token, done=True)
 
 
-@bp.get("/nps/<token>")
-def nps_answer(token: str):
+def survey_page(action, **context):
+    """Run the link's action and show the survey page, or the friendly page when the link cannot be used."""
     try:
-        survey, feedback, recorded = service.answer_nps(token)
+        feedback, recorded = action()
     except BadLink as error:
         return link_problem(error)
     db.session.commit()
-    return render_template("emails/public/nps.html", token=token, feedback=feedback, recorded=recorded)
+    return render_template("emails/public/nps.html", feedback=feedback, recorded=recorded, **context)
+
+
+@bp.get("/nps/<token>")
+def nps_answer(token: str):
+    return survey_page(lambda: service.answer_nps(token)[1:], token=token)
 
 
 @bp.post("/nps/<token>/comment")
@@ -55,12 +60,7 @@ def nps_comment(token: str):
     comment = request.form.get("comment", "")
     if not comment.strip():
         return link_problem(BadLink("The comment was empty; your score is recorded all the same."))
-    try:
-        feedback = service.add_nps_comment(token, comment)
-    except BadLink as error:
-        return link_problem(error)
-    db.session.commit()
-    return render_template("emails/public/nps.html", token=token, feedback=feedback, recorded=False, commented=True)
+    return survey_page(lambda: (service.add_nps_comment(token, comment), False), token=token, commented=True)
 
 
 @bp.get("/guide")

@@ -6,7 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from ..auth import actor, editor_required, login_required
 from ..customers.table import get_customer_or_404
 from ..extensions import db
-from ..models import EMAIL_STATUSES, Customer, EmailNotification, format_id
+from ..events.views import public_ids
+from ..models import EMAIL_STATUSES, EmailNotification
 from ..pages import fragment_or_page
 from . import queries, service
 from .content import KINDS
@@ -14,9 +15,7 @@ from .content import KINDS
 bp = Blueprint("emails", __name__)
 
 
-@bp.context_processor
-def public_ids() -> dict:
-    return {"customer_public_id": lambda key: format_id(Customer.PREFIX, key)}
+bp.context_processor(public_ids)  # customer_public_id() in the templates, as on the events pages
 
 
 @bp.get("/emails")
