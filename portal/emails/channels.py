@@ -123,8 +123,11 @@ class Channels:
         message.msgId = f"<{uuid.uuid4().hex}@{self.domain()}>"
         if message.has_bad_headers():
             raise SendFailed("a header holds a line break")
-        return Outgoing(sanitize_address(self.sender), sanitize_address(recipient), message.as_bytes(),
-                        message.msgId.strip("<>"))
+        try:
+            return Outgoing(sanitize_address(self.sender), sanitize_address(recipient), message.as_bytes(),
+                            message.msgId.strip("<>"))
+        except (ValueError, UnicodeError) as error:
+            raise SendFailed(f"the message cannot be built: {error}") from None
 
     def start(self, outgoing: Outgoing) -> Future:
         """Send over the run's one SMTP connection, in the sender thread; one email at a time is in flight."""
@@ -139,7 +142,7 @@ class Channels:
         """Wait for the send; raises SendFailed, and drops a broken connection so the next email opens another."""
         try:
             future.result()
-        except SMTP_ERRORS as error:
+        except (*SMTP_ERRORS, UnicodeError) as error:  # UnicodeError: an address the server cannot take
             if isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(error, smtplib.SMTPException):
                 self.drop_connection()
             raise SendFailed(f"SMTP: {describe(error)}") from None

@@ -1,8 +1,9 @@
 """Delivering the outbox: claim due rows under a lease, send each once, record what happened.
 
-A run claims a batch with one UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) that
-writes its token and a lease, and commits; two runs therefore never hold the same row, and rows of
-a run that died are free again when the lease ends. Each email's outcome is committed on its own.
+A run claims a batch by writing its token and a lease on the rows (UPDATE ... WHERE id IN (SELECT ...),
+the rows locked with FOR UPDATE SKIP LOCKED first on PostgreSQL) and commits; two runs therefore never
+hold the same row, and the rows of a run that died are free again when its lease ends. Outcomes are
+written and committed in small groups, in order.
 """
 from __future__ import annotations
 
@@ -97,6 +98,9 @@ def deliver_due(now: dt.datetime | None = None, limit: int | None = None,
                     done += 1
                     if progress is not None:
                         progress(done, total)
+    except BaseException:
+        db.session.rollback()  # the claimed rows stay leased and go out in a later run
+        raise
     finally:
         session.expire_on_commit = keep
         session.expire_all()  # as a commit would have: the rows were updated behind the ORM's back
