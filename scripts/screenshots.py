@@ -56,6 +56,8 @@ def main() -> None:
             page.screenshot(path=OUT / "customer.png", full_page=True)
             page.goto(base + "/events")
             page.screenshot(path=OUT / "events.png")
+            page.goto(base + "/emails")
+            page.screenshot(path=OUT / "emails.png")
             page.goto(base + "/settings")
             page.screenshot(path=OUT / "settings.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})

@@ -253,3 +253,12 @@ def test_two_processes_delivering_at_once_send_every_email_once(ctx, database_ur
     assert len(received) == count and set(received.values()) == {1}
     db.session.expire_all()
     assert {(e.status, e.attempts) for e in emails()} == {("sent", 1)}
+
+
+def test_limit_and_progress(ctx, smtp_server):
+    for number in range(3):
+        add(f"user{number}@example.com", f"user-{number}", f"Org {number}")
+    seen = []
+    assert delivery.deliver_due(limit=2, progress=lambda done, total: seen.append((done, total)))["sent"] == 2
+    assert seen == [(1, 2), (2, 2)] and len(smtp_server.messages) == 2
+    assert delivery.deliver_due()["sent"] == 1
