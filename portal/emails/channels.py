@@ -3,45 +3,19 @@ from __future__ import annotations
 
 import smtplib
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from email.charset import QP, Charset
-from email.policy import compat32
-from email.mime.text import MIMEText
-
 from flask import current_app
-from flask_mail import Message, sanitize_address
+from flask_mail import sanitize_address
 
 from ..extensions import mail
+from . import message
 from .convertkit import ConvertKit, ConvertKitError
 from .render import Rendered
 
 SMTP_ERRORS = (OSError, smtplib.SMTPException)
-CRLF_COMPAT32 = compat32.clone(linesep="\r\n")
-
-
-class WrappedMessage(Message):
-    """Parts in quoted-printable: Flask-Mail sends UTF-8 as unwrapped 8bit, and SMTP servers refuse lines
-    over 998 characters (a row of links in the HTML part is one)."""
-
-    def _mimetext(self, text, subtype="plain"):
-        charset = Charset("utf-8")
-        charset.body_encoding = QP
-        return MIMEText(text, _subtype=subtype, _charset=charset)
-
-    def as_bytes(self) -> bytes:
-        # The classic policy serialises four times faster than Flask-Mail's policy.SMTP, with the same
-        # result for these headers (the subject is already encoded by Flask-Mail when it is not ASCII).
-        message = self._message()
-        for part in message.walk():
-            if part.is_multipart():
-                # A random boundary of our own: the generator would otherwise compile a regex per message
-                # to check that its boundary is not in the text.
-                part.set_boundary(f"=_{uuid.uuid4().hex}")
-        return message.as_bytes(policy=CRLF_COMPAT32)
 
 
 @dataclass(frozen=True)
@@ -69,15 +43,12 @@ class Channels:
         self.sender = config.get("MAIL_DEFAULT_SENDER") or f"customer-success@{self.domain()}"
         self.stack = ExitStack()
         self.connection = None
-        self.pool: ThreadPoolExecutor | None = None
         self.smtp_down: str | None = None
 
     def __enter__(self) -> Channels:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
         try:
             self.stack.close()
         except SMTP_ERRORS:
@@ -115,33 +86,23 @@ class Channels:
         return self.connection
 
     def prepare(self, recipient: str, rendered: Rendered) -> Outgoing:
-        """The message's bytes: the CPU work, done while the previous email is on the wire."""
-        self.check_smtp()
-        message = WrappedMessage(rendered.subject, recipients=[recipient], body=rendered.text, html=rendered.html,
-                                 sender=self.sender, extra_headers=rendered.headers)
+        self.check_smtp()  # no need to build what cannot be sent
         # No dots before the @: the provider's event ids are '<id>.<suffix>' and are matched by what precedes the dot.
-        message.msgId = f"<{uuid.uuid4().hex}@{self.domain()}>"
-        if message.has_bad_headers():
-            raise SendFailed("a header holds a line break")
+        message_id = f"{uuid.uuid4().hex}@{self.domain()}"
         try:
-            return Outgoing(sanitize_address(self.sender), sanitize_address(recipient), message.as_bytes(),
-                            message.msgId.strip("<>"))
+            data = message.build(self.sender, recipient, rendered.subject, rendered.text, rendered.html, message_id,
+                                 rendered.headers)
+            return Outgoing(sanitize_address(self.sender), sanitize_address(recipient), data, message_id)
         except (ValueError, UnicodeError) as error:
             raise SendFailed(f"the message cannot be built: {error}") from None
 
-    def start(self, outgoing: Outgoing) -> Future:
-        """Send over the run's one SMTP connection, in the sender thread; one email at a time is in flight."""
+    def send(self, outgoing: Outgoing) -> None:
+        """Over the run's one SMTP connection (Flask-Mail's); a broken connection is dropped, the next email opens another."""
         connection = self.smtp()
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
         if connection.host is None:  # Flask-Mail's MAIL_SUPPRESS_SEND: accepted without sending
-            return self.pool.submit(lambda: None)
-        return self.pool.submit(connection.host.sendmail, outgoing.sender, [outgoing.recipient], outgoing.data)
-
-    def finish(self, future: Future) -> None:
-        """Wait for the send; raises SendFailed, and drops a broken connection so the next email opens another."""
+            return
         try:
-            future.result()
+            connection.host.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data)
         except (*SMTP_ERRORS, UnicodeError) as error:  # UnicodeError: an address the server cannot take
             if isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(error, smtplib.SMTPException):
                 self.drop_connection()

@@ -11,8 +11,6 @@ import datetime as dt
 import logging
 import time
 import uuid
-from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app
@@ -25,7 +23,7 @@ from ..extensions import db
 from ..models import Customer, EmailNotification
 from ..sql import dialect
 from . import content, render, suppression
-from .channels import Channels, Outgoing, SendFailed
+from .channels import Channels, SendFailed
 
 log = logging.getLogger(__name__)
 EN = EmailNotification
@@ -108,7 +106,7 @@ def deliver_due(now: dt.datetime | None = None, limit: int | None = None,
 
 
 def deliver_batch(ids: list[int], token: str, channels: Channels, now: dt.datetime):
-    """Deliver a claimed batch, recording outcomes in order; each email is built while the one before is sent."""
+    """Deliver a claimed batch, recording the outcomes in order, a group at a time."""
     started = time.monotonic()
     # populate_existing: the claim was a bulk UPDATE, and rows of earlier runs may sit in the session.
     rows = db.session.scalars(select(EN).where(EN.id.in_(ids), EN.claim_token == token).order_by(EN.id)
@@ -119,25 +117,13 @@ def deliver_batch(ids: list[int], token: str, channels: Channels, now: dt.dateti
         .execution_options(populate_existing=True))}
     suppressed = suppression.reasons(customer_ids)
     done: list[tuple[EN, str, dict]] = []
-    sending: tuple[Sending, Future] | None = None
     for row in rows:
         if time.monotonic() - started > LEASE.total_seconds() * 0.8:
             break  # the lease is nearly over: what is left is another run's to take
-        step = deliver_one(row, people.get(row.customer_id), suppressed.get(row.customer_id), channels, now)
-        if sending is not None:
-            done.append(settle(*sending, channels, now))
-            sending = None
-        if isinstance(step, Sending):
-            try:
-                sending = step, channels.start(step.outgoing)
-            except SendFailed as error:
-                done.append((row, *step.failed(error, now)))
-        else:
-            done.append((row, *step))
+        done.append((row, *deliver_one(row, people.get(row.customer_id), suppressed.get(row.customer_id),
+                                       channels, now)))
         if len(done) >= COMMIT_EVERY:
             yield from record(done, token)
-    if sending is not None:
-        done.append(settle(*sending, channels, now))
     yield from record(done, token)
 
 
@@ -158,33 +144,9 @@ def record(done: list[tuple[EN, str, dict]], token: str):
     done.clear()
 
 
-@dataclass
-class Sending:
-    """An email built and ready for SMTP; what to record once the server has answered."""
-
-    row: EN
-    customer: Customer | None
-    outgoing: Outgoing
-    notes: list[str]
-    rendered: dict
-
-    def failed(self, error: SendFailed, now: dt.datetime) -> tuple[str, dict]:
-        outcome, values = failed_attempt(self.row, now, "; ".join([*self.notes, str(error)]))
-        return outcome, {**values, **self.rendered}
-
-
-def settle(step: Sending, future: Future, channels: Channels, now: dt.datetime) -> tuple[EN, str, dict]:
-    try:
-        channels.finish(future)
-    except SendFailed as error:
-        return (step.row, *step.failed(error, now))
-    outcome, values = sent(step.row, step.customer, "smtp", step.outgoing.message_id, now, "; ".join(step.notes))
-    return step.row, outcome, {**values, **step.rendered}
-
-
 def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, channels: Channels,
-                now: dt.datetime) -> tuple[str, dict] | Sending:
-    """What becomes of one email without waiting for SMTP: an outcome, or a message ready to send."""
+                now: dt.datetime) -> tuple[str, dict]:
+    """Send one email; returns its outcome and the columns to record."""
     if suppressed:
         return "suppressed", {"status": "failed", "last_error": f"suppressed: {suppressed}"}
     notes = []
@@ -197,10 +159,13 @@ def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, chan
     try:
         message = render_row(row, customer)
         rendered = {"subject": message.subject[:200], "body_text": message.text, "body_html": message.html}
-        return Sending(row, customer, channels.prepare(row.recipient, message), notes, rendered)
+        outgoing = channels.prepare(row.recipient, message)
+        channels.send(outgoing)
     except SendFailed as error:
         outcome, values = failed_attempt(row, now, "; ".join([*notes, str(error)]))
         return outcome, {**values, **rendered}
+    outcome, values = sent(row, customer, "smtp", outgoing.message_id, now, "; ".join(notes))
+    return outcome, {**values, **rendered}
 
 
 def render_row(row: EN, customer: Customer | None) -> render.Rendered:
