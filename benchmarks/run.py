@@ -8,8 +8,10 @@
                            only with --only analytics: seeding takes minutes)
 (f) GitHub webhook         throughput at least 0.5x HMAC + insert + upsert in psycopg  (gunicorn, PostgreSQL;
                            only with --only webhooks and a PostgreSQL --database-url)
+(g) email delivery         at least 0.5x a bare smtplib loop        (1,000 emails to a local aiosmtpd)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,analytics,webhooks] [--profile]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails,analytics,webhooks]
+                                       [--profile]
                                        [--database-url URL] [--repeat N]
 
 The database (by default a fresh SQLite file in a temporary directory) is emptied and rebuilt
@@ -24,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import bench_analytics
+import bench_emails
 import bench_export
 import bench_health
 import bench_import
@@ -32,8 +35,8 @@ import bench_webhooks
 
 # Customers per benchmark: (full, --quick).
 SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
-         "analytics": (10_000, 1_000), "webhooks": (100, 100)}
-DEFAULT = "health,import,export,pages"  # analytics (slow to seed) and webhooks (PostgreSQL) are asked for by name
+         "analytics": (10_000, 1_000), "webhooks": (100, 100), "emails": (1_000, 100)}
+DEFAULT = "health,import,export,pages,emails"  # analytics (slow to seed) and webhooks (PostgreSQL): by name
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +70,7 @@ def main() -> None:
             "pages": lambda: bench_pages.run(url, size["pages"], args.quick, args.profile),
             "analytics": lambda: bench_analytics.run(url, size["analytics"], args.quick),
             "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile),
+            "emails": lambda: bench_emails.run(url, size["emails"], args.repeat),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:

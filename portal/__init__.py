@@ -19,6 +19,7 @@ NAV_LINKS = [
     ("analytics.index", "Analytics", ALL_ROLES, "analytics."),
     ("feedback.index", "Feedback", ALL_ROLES, "feedback."),
     ("jobs.index", "Jobs", ("admin",), "jobs."),
+    ("emails.index", "Emails", ALL_ROLES, "emails."),
 ]
 
 
@@ -77,6 +78,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(feedback_views.bp)
     app.register_blueprint(tasks_views.bp)
     app.register_blueprint(jobs_views.bp)
+    from .emails import public as emails_public, views as emails_views
+
+    app.register_blueprint(emails_public.bp)
+    app.register_blueprint(emails_views.bp)
     errors.init_app(app)
     security.init_app(app)
     commands.init_app(app)

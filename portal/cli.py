@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from . import create_app, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
 from .customers import service
+from .emails import service as email_service
 from .extensions import db
 from .transfer import exports, imports
 from .transfer.csvformat import ImportRejected
@@ -196,6 +197,20 @@ def api_key(customer_id):
     key = service.issue_api_key(customer, ACTOR)
     db.session.commit()
     click.echo(key)
+
+
+@cli.command("nps-survey")
+@click.argument("customer_id")
+def nps_survey(customer_id):
+    """Queue this quarter's NPS survey email for the customer (one per customer per quarter)."""
+    try:
+        customer = service.get_customer(customer_id)
+    except ValidationError as error:
+        fail(str(error))
+    if not email_service.queue_nps(customer, ACTOR):
+        fail(f"{customer.public_id} already has this quarter's NPS survey")
+    db.session.commit()
+    click.echo(f"{customer.public_id} NPS survey queued")
 
 
 def main() -> None:

@@ -45,6 +45,9 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER"),
         "CONVERTKIT_API_SECRET": env("CONVERTKIT_API_SECRET"),
         "CONVERTKIT_BASE_URL": env("CONVERTKIT_BASE_URL", "https://api.convertkit.com/v3"),
+        "CONVERTKIT_TIMEOUT_SECONDS": float(env("CONVERTKIT_TIMEOUT_SECONDS", "5")),
+        # Links in emails (unsubscribe, NPS answers, the getting-started guide) are absolute: the portal's address.
+        "PORTAL_BASE_URL": env("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -19,7 +19,7 @@ STEPS = (
     "first_pr_generated",
 )
 # How people read the values above.
-WORDS = {"github": "GitHub", "action": "Action", "pr": "PR", "prs": "PRs"}
+WORDS = {"github": "GitHub", "action": "Action", "pr": "PR", "prs": "PRs", "nps": "NPS"}
 BLOCKER_TYPES = ("none", "github_config", "permissions", "authentication", "billing", "technical", "other")
 STATUSES = ("champion", "healthy", "needs_attention", "at_risk")
 STAGES = ("new_signup", "onboarding", "initial_adoption", "regular_usage", "churned")

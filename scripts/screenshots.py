@@ -68,6 +68,8 @@ def main() -> None:
             page.screenshot(path=OUT / "tasks.png", full_page=True)
             page.goto(base + "/jobs")
             page.screenshot(path=OUT / "jobs.png", full_page=True)
+            page.goto(base + "/emails")
+            page.screenshot(path=OUT / "emails.png")
             page.goto(base + "/settings")
             page.screenshot(path=OUT / "settings.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from .. import audit, clock, explain, health, metrics, risk
 from ..auth import actor, editor_required, login_required
+from ..emails import queries as email_queries, suppression
 from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
@@ -104,7 +105,8 @@ def page_context(customer) -> dict:
             "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts(),
             "assessment": assessment.assessment_of(customer), "today": clock.today(), "sentiments": SENTIMENTS,
             "bands": metrics.STATUSES, "form": {},
-            "tasks": db.session.scalars(tasks.for_customer(customer.id)).all()}
+            "tasks": db.session.scalars(tasks.for_customer(customer.id)).all(),
+            "recent_emails": email_queries.recent_for(customer.id, 5), "email_block": suppression.reason(customer)}
 
 
 @bp.get("/<customer_id>")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from .. import audit, clock, metrics, validation
 from ..extensions import db
+from ..emails import content as email_content, outbox
 from ..integrations.signatures import key_hash
 from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, User, format_id
 from ..sql import upsert
@@ -86,6 +87,7 @@ def add_customer(fields: Mapping[str, str], actor: str, signup_date: dt.date | N
     customer.onboarding = Onboarding(id=customer.id)
     db.session.flush()
     audit.created(actor, "customers", customer.public_id, user_id)
+    outbox.queue_welcome(customer)
     return customer
 
 
@@ -101,7 +103,17 @@ def set_step(customer: Customer, step: str, value: bool, actor: str,
     changes = audit.apply_changes(onboarding, {step: value, f"{step}_at": when if value else None})
     changes.update(refresh_completion(onboarding, customer.signup_date, clock.local_date(when)))
     audit.record(actor, "onboarding", onboarding.public_id, changes, user_id)
+    queue_milestones(customer, changes)
     return True
+
+
+def queue_milestones(customer: Customer, changes: dict) -> None:
+    """The milestone emails of the steps this change ticked, in the change's own transaction."""
+    for step, milestone in email_content.STEP_MILESTONES.items():
+        if changes.get(step, (None, False))[1] is True:
+            outbox.queue_milestone(customer, milestone)
+    if "completed_date" in changes and changes["completed_date"][1] is not None:
+        outbox.queue_milestone(customer, "onboarding_completed")
 
 
 def refresh_completion(onboarding: Onboarding, signup_date: dt.date, on: dt.date) -> dict:

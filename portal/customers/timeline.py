@@ -47,7 +47,7 @@ def _feedback(customer: Customer, limit: int):
     for item in db.session.scalars(query):
         scores = ", ".join(part for part in (f"NPS {item.nps}" if item.nps is not None else "",
                                              f"CSAT {item.csat}" if item.csat is not None else "") if part)
-        yield Entry(item.created_at, "feedback", scores or "Feedback", item.comment)
+        yield Entry(item.created_at, "feedback", f"{scores or 'Feedback'} ({item.source})", item.comment)
 
 
 def _changes(customer: Customer, limit: int):

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, select, update
 
 from .. import audit, clock, health, metrics, validation
 from ..customers import service as customers
+from ..emails import content as email_content, outbox
 from ..extensions import db
 from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, format_id, parse_id
 from ..sql import sync_sequences
@@ -57,6 +58,8 @@ class Batch:
             row.id: row for row in db.session.execute(select(Customer.id, Customer.email, Customer.github_username))
         }
         self.new_customer_ids: set[int] = set()
+        self.created_ids: set[int] = set()  # customers this import creates, by id, for their welcome emails
+        self.reached: dict[str, set[int]] = {}  # milestone: customers whose step became true in this import
 
     def error(self, name: str, line: int, column: str, reason: str) -> None:
         self.errors.append(LineError(line, column, reason, name))
@@ -134,6 +137,7 @@ class Batch:
             db.session.flush()
             customer.onboarding = Onboarding(id=customer.id)
             audit.created(self.actor, "customers", customer.public_id)
+            self.created_ids.add(customer.id)
             self.result.count(name, "created")
             self.result.customer_ids.add(customer.id)
             return
@@ -186,9 +190,25 @@ class Batch:
                 values["completed_date"] = values["days_to_complete"] = None
             changes = audit.apply_changes(onboarding, values)
             audit.record(self.actor, "onboarding", onboarding.public_id, changes)
+            self.note_milestones(customer_key, changes)
             self.result.count(name, "updated" if changes else "unchanged")
             if changes:
                 self.result.customer_ids.add(customer_key)
+
+    def note_milestones(self, customer_key: int, changes: dict) -> None:
+        reached = [milestone for step, milestone in email_content.STEP_MILESTONES.items()
+                   if changes.get(step, (None, False))[1] is True]
+        was_completed, completed = changes.get("completed_date", (None, None))
+        if was_completed is None and completed is not None:
+            reached.append("onboarding_completed")
+        for milestone in reached:
+            self.reached.setdefault(milestone, set()).add(customer_key)
+
+    def queue_emails(self) -> None:
+        """Welcome for new customers not already welcomed, and the milestones steps reached: a statement each."""
+        outbox.queue_milestone_for("welcome", self.created_ids, unless_step=email_content.WELCOME_STEP)
+        for milestone, customer_ids in self.reached.items():
+            outbox.queue_milestone_for(milestone, customer_ids)
 
     # engagement.csv ----------------------------------------------------------------------------
 
@@ -318,6 +338,7 @@ def import_files(files: dict[str, IO[str]], actor: str = "import") -> ImportResu
     for name, rows in planned.items():
         getattr(batch, APPLIERS[name])(name, rows)
     db.session.flush()
+    batch.queue_emails()
     if batch.result.customer_ids:
         many = len(batch.result.customer_ids) > 500
         health.recalculate(None if many else batch.result.customer_ids, batch.today)

@@ -1,0 +1,49 @@
+"""An email's bytes from its rendered parts: pure, the standard library and Flask-Mail's address helper.
+
+Parts are quoted-printable UTF-8: SMTP servers refuse lines over 998 characters (a row of links in an
+HTML part is one) and not every relay takes 8bit. The classic policy serialises about four times faster
+than policy.SMTP, and a boundary of our own spares the generator a regex per message; "=_" cannot occur
+in quoted-printable text, so the boundary never clashes with a part.
+"""
+from __future__ import annotations
+
+import uuid
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formatdate
+from typing import Mapping
+
+from flask_mail import sanitize_address
+
+CRLF = compat32.clone(linesep="\r\n")
+
+
+def _charset() -> Charset:
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    return charset
+
+
+def header_text(value: str) -> str | Header:
+    if "\r" in value or "\n" in value:
+        raise ValueError("a header holds a line break")
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def build(sender: str, recipient: str, subject: str, text: str, html: str, message_id: str,
+          headers: Mapping[str, str]) -> bytes:
+    """multipart/alternative with a text and an HTML part; message_id without its angle brackets."""
+    message = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
+    message.attach(MIMEText(text, "plain", _charset()))
+    message.attach(MIMEText(html, "html", _charset()))
+    message["Subject"] = header_text(subject)
+    message["From"] = sanitize_address(header_text(sender))
+    message["To"] = sanitize_address(header_text(recipient))
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = f"<{message_id}>"
+    for name, value in headers.items():
+        message[name] = header_text(value)
+    return message.as_bytes(policy=CRLF)

@@ -1,0 +1,68 @@
+"""The email log's filters and page query."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import false, func, select
+from werkzeug.datastructures import MultiDict
+
+from ..customers.queries import Page
+from ..extensions import db
+from ..models import EMAIL_STATUSES, Customer, EmailNotification
+from ..validation import page_number
+from .content import KINDS
+
+PAGE_SIZE = 50
+EN = EmailNotification
+
+
+@dataclass
+class Filters:
+    """What the log shows, read from the query string so every state has a URL."""
+
+    status: str = ""
+    kind: str = ""
+    customer: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: MultiDict) -> Filters:
+        return cls(status=args.get("status", "") if args.get("status") in EMAIL_STATUSES else "",
+                   kind=args.get("kind", "") if args.get("kind") in KINDS else "",
+                   customer=args.get("customer", "").strip()[:20], page=page_number(args.get("page")))
+
+    def args(self, **changes) -> dict:
+        values = {"status": self.status, "kind": self.kind, "customer": self.customer, "page": self.page, **changes}
+        if values["page"] == 1:
+            values["page"] = ""
+        return {key: value for key, value in values.items() if value}
+
+    def conditions(self) -> list:
+        where = []
+        if self.status:
+            where.append(EN.status == self.status)
+        if self.kind:
+            where.append(EN.kind == self.kind)
+        if self.customer:
+            key = Customer.key_of(self.customer)
+            where.append(EN.customer_id == key if key is not None else false())
+        return where
+
+
+def paginate(where: list, number: int) -> Page:
+    """One page of emails, newest first: a count and PAGE_SIZE rows."""
+    total = db.session.scalar(select(func.count(EN.id)).where(*where))
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(number, pages)
+    rows = db.session.scalars(select(EN).where(*where).order_by(EN.queued_at.desc(), EN.id.desc())
+                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return Page(list(rows), total, page, pages)
+
+
+def status_counts() -> dict[str, int]:
+    return dict(db.session.execute(select(EN.status, func.count(EN.id)).group_by(EN.status)).all())
+
+
+def recent_for(customer_id: int, limit: int = 10) -> list[EmailNotification]:
+    return list(db.session.scalars(select(EN).where(EN.customer_id == customer_id)
+                                   .order_by(EN.queued_at.desc(), EN.id.desc()).limit(limit)))
