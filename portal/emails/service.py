@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from .. import audit, clock
 from ..extensions import db
+from ..feedback import service as feedback_service
 from ..models import Customer, EmailNotification, Feedback, NpsSurvey, format_id
 from . import content, outbox, tokens
 from .tokens import BadLink
@@ -71,11 +72,10 @@ def answer_nps(token: str, now: dt.datetime | None = None) -> tuple[NpsSurvey, F
         if feedback is None:
             raise BadLink("This survey was already answered.")
         return survey, feedback, False
-    feedback = Feedback(customer_id=survey.customer_id, nps=score, source="survey", created_at=now)
-    db.session.add(feedback)
-    db.session.flush()
+    # Recorded as any feedback is, so a detractor's answer opens the owner's follow-up task.
+    feedback = feedback_service.record(db.session.get(Customer, survey.customer_id),
+                                       {"nps": score, "source": "survey", "created_at": now}, LINK_ACTOR)
     survey.feedback_id, survey.answered_at = feedback.id, now  # the UPDATE above wrote answered_at already
-    audit.created(LINK_ACTOR, "feedback", f"{format_id('c', survey.customer_id)}/{feedback.id}")
     return survey, feedback, True
 
 
