@@ -1,0 +1,202 @@
+"""The churn model's features for any set of customers as of given dates, with a fixed number of queries.
+
+A customer is in the sample for a date when they had signed up, had not churned by then, and have that day's
+health snapshot. The score itself is left out: it is the sum of the four components, and two copies of the same
+signal would split its weight and muddle which features drive a risk.
+"""
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from sqlalchemy import and_, case, func, or_, select, true
+
+from .. import clock
+from ..extensions import db
+from ..models import AuditLog, Customer, Engagement, Feedback, HealthScore, Onboarding, format_id, parse_id
+
+COMPONENTS = ("onboarding", "activity", "success", "volume")
+CHANGES = (7, 30)
+FEATURES = (
+    *COMPONENTS,
+    *(f"{name}_change_{days}d" for days in CHANGES for name in COMPONENTS),
+    "days_since_activity", "rejection_rate", "rejection_rate_change", "support_requests",
+    "blocker_open", "blocker_days", "last_nps",
+)
+WINDOW = 30  # days of engagement behind the rejection rate and support requests
+LOOKBACK = 2 * WINDOW  # days since the last activity are counted up to this
+BLOCKER_DAYS_CAP = 60
+NEUTRAL_NPS = 7  # a customer never asked counts as a passive
+
+
+@dataclass
+class Samples:
+    keys: list[tuple[int, dt.date]]  # (customer id, as-of date), one per row of values
+    values: np.ndarray
+    scores: np.ndarray  # the plain health score on the as-of date: the baseline
+    churned_on: dict[int, dt.date]
+
+    def labels(self, horizon: int = 30) -> np.ndarray:
+        """1 where the customer churned within `horizon` days after the as-of date."""
+        def churns(key: int, as_of: dt.date) -> bool:
+            day = self.churned_on.get(key)
+            return day is not None and as_of < day <= as_of + dt.timedelta(days=horizon)
+        return np.array([churns(key, as_of) for key, as_of in self.keys], dtype=int)
+
+    def row(self, key: int, as_of: dt.date) -> np.ndarray | None:
+        try:
+            return self.values[self.keys.index((key, as_of))]
+        except ValueError:
+            return None
+
+
+def among(column, ids: list[int] | None):
+    return true() if ids is None else column.in_(ids)
+
+
+def build(as_of: Iterable[dt.date], customer_ids: Iterable[int] | None = None) -> Samples:
+    dates = sorted(set(as_of))
+    ids = None if customer_ids is None else list(customer_ids)
+    people, churned_on = population(ids)
+    snaps = snapshots(dates, ids)
+    blockers, answers = blocker_history(ids), nps_history(ids, dates[-1])
+    keys, rows, scores = [], [], []
+    for day in dates:
+        usage = engagement(day, ids)
+        for key, signup in people.items():
+            current = snaps.get((key, day))
+            if current is None or signup > day or churned_on.get(key, dt.date.max) <= day:
+                continue
+            keys.append((key, day))
+            scores.append(current[0])
+            rows.append([*current[1:], *changes(snaps, key, day, current), *usage_features(usage.get(key), day, signup),
+                         *blocker_features(blockers.get(key), day), last_nps(answers.get(key), day)])
+    values = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
+    return Samples(keys, values, np.array(scores, dtype=float), churned_on)
+
+
+def population(ids: list[int] | None) -> tuple[dict[int, dt.date], dict[int, dt.date]]:
+    """Signup dates, and the day each churned customer churned: the audit log's status change, else updated_at."""
+    rows = db.session.execute(select(Customer.id, Customer.signup_date, Customer.status, Customer.updated_at)
+                              .where(among(Customer.id, ids))).all()
+    changed = db.session.execute(
+        select(AuditLog.record_id, func.max(AuditLog.created_at))
+        .where(AuditLog.table_name == "customers", AuditLog.field == "status", AuditLog.new_value == "churned",
+               among(AuditLog.record_id, None if ids is None else [format_id("c", key) for key in ids]))
+        .group_by(AuditLog.record_id)).all()
+    changed_at = {parse_id("c", record): at for record, at in changed}
+    churned_on = {row.id: clock.local_date(changed_at.get(row.id) or row.updated_at)
+                  for row in rows if row.status == "churned"}
+    return {row.id: row.signup_date for row in rows}, churned_on
+
+
+def snapshots(dates: list[dt.date], ids: list[int] | None) -> dict[tuple[int, dt.date], tuple]:
+    wanted = {day - dt.timedelta(days=back) for day in dates for back in (0, *CHANGES)}
+    columns = [getattr(HealthScore, f"{name}_component") for name in COMPONENTS]
+    rows = db.session.execute(select(HealthScore.customer_id, HealthScore.date, HealthScore.score, *columns)
+                              .where(HealthScore.date.in_(sorted(wanted)), among(HealthScore.customer_id, ids)))
+    return {(key, day): (score, *(float(part) for part in parts)) for key, day, score, *parts in rows}
+
+
+def changes(snaps: dict, key: int, day: dt.date, current: tuple) -> list[float]:
+    """Each component's change over 7 and 30 days; 0 when there was no snapshot yet (a new customer)."""
+    result = []
+    for back in CHANGES:
+        before = snaps.get((key, day - dt.timedelta(days=back)))
+        result.extend(now - then if before else 0.0 for now, then in zip(current[1:], before or current))
+    return result
+
+
+def engagement(day: dt.date, ids: list[int] | None) -> dict[int, tuple]:
+    """Per customer: PRs rejected and merged in the last 30 days and the 30 before, support requests in the last
+    30, and the last active day within the look-back."""
+    recent = Engagement.date > day - dt.timedelta(days=WINDOW)
+    active = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
+
+    def total(column, when):
+        return func.sum(case((when, column), else_=0))
+    rows = db.session.execute(
+        select(Engagement.customer_id,
+               total(Engagement.prs_rejected, recent), total(Engagement.prs_merged, recent),
+               total(Engagement.prs_rejected, ~recent), total(Engagement.prs_merged, ~recent),
+               total(Engagement.support_requests, recent), func.max(case((active, Engagement.date))))
+        .where(and_(Engagement.date > day - dt.timedelta(days=LOOKBACK), Engagement.date <= day),
+               among(Engagement.customer_id, ids))
+        .group_by(Engagement.customer_id))
+    return {key: tuple(rest) for key, *rest in rows}
+
+
+def rate(rejected, merged) -> float | None:
+    closed = (rejected or 0) + (merged or 0)
+    return 100.0 * (rejected or 0) / closed if closed else None
+
+
+def usage_features(usage: tuple | None, day: dt.date, signup: dt.date) -> list[float]:
+    rejected, merged, rejected_before, merged_before, support, last_active = usage or (0, 0, 0, 0, 0, None)
+    if isinstance(last_active, str):  # SQLite hands MAX() of a CASE back as text
+        last_active = dt.date.fromisoformat(last_active)
+    since = (day - last_active).days if last_active else min((day - signup).days, LOOKBACK)
+    now, before = rate(rejected, merged), rate(rejected_before, merged_before)
+    change = now - before if now is not None and before is not None else 0.0
+    return [float(since), now or 0.0, change, float(support or 0)]
+
+
+def blocker_history(ids: list[int] | None) -> dict[int, tuple[list, list, str, dt.date]]:
+    """Per customer: the days the blocker changed, the values before and after each, its current value and since."""
+    boards = db.session.execute(select(Onboarding.id, Onboarding.customer_id, Onboarding.blocker_type,
+                                       Onboarding.updated_at).where(among(Onboarding.customer_id, ids))).all()
+    owner = {board.id: board.customer_id for board in boards}
+    found = {board.customer_id: ([], [], board.blocker_type, clock.local_date(board.updated_at)) for board in boards}
+    rows = db.session.execute(
+        select(AuditLog.record_id, AuditLog.old_value, AuditLog.new_value, AuditLog.created_at)
+        .where(AuditLog.table_name == "onboarding", AuditLog.field == "blocker_type",
+               among(AuditLog.record_id, None if ids is None else [format_id("o", board.id) for board in boards]))
+        .order_by(AuditLog.created_at, AuditLog.id))
+    for record, old, new, at in rows:
+        key = owner.get(parse_id("o", record))
+        if key is not None:
+            days, values = found[key][0], found[key][1]
+            days.append(clock.local_date(at))
+            values.append((old or "none", new or "none"))
+    return found
+
+
+def blocker_features(history: tuple | None, day: dt.date) -> list[float]:
+    if history is None:
+        return [0.0, 0.0]
+    days, values, current, updated = history
+    position = bisect.bisect_right(days, day)
+    if position:
+        value, since = values[position - 1][1], days[position - 1]
+    elif days:
+        value, since = values[0][0], None  # before the first recorded change: its old value, since unknown
+    else:
+        value, since = current, updated
+    if value == "none":
+        return [0.0, 0.0]
+    open_days = (day - since).days if since and since <= day else 0
+    return [1.0, float(min(open_days, BLOCKER_DAYS_CAP))]
+
+
+def nps_history(ids: list[int] | None, last: dt.date) -> dict[int, tuple[list, list]]:
+    found: dict[int, tuple[list, list]] = {}
+    rows = db.session.execute(select(Feedback.customer_id, Feedback.nps, Feedback.created_at)
+                              .where(Feedback.nps.is_not(None), among(Feedback.customer_id, ids))
+                              .order_by(Feedback.created_at, Feedback.id))
+    for key, nps, at in rows:
+        day = clock.local_date(at)
+        if day <= last:
+            days, answers = found.setdefault(key, ([], []))
+            days.append(day)
+            answers.append(nps)
+    return found
+
+
+def last_nps(history: tuple | None, day: dt.date) -> float:
+    if history is None:
+        return float(NEUTRAL_NPS)
+    position = bisect.bisect_right(history[0], day)
+    return float(history[1][position - 1]) if position else float(NEUTRAL_NPS)
