@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import create_app, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
+from .churn import cli as churn_cli
 from .customers import service
 from .extensions import db
 from .transfer import exports, imports
@@ -196,6 +197,9 @@ def api_key(customer_id):
     key = service.issue_api_key(customer, ACTOR)
     db.session.commit()
     click.echo(key)
+
+
+cli.add_command(churn_cli.model)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from .. import audit, clock
 from ..extensions import db
 from ..models import ChurnModel, HealthScore
-from . import features, model
+from . import drivers, features, model
 
 HORIZON = 30  # a label says "churned within the next 30 days"
 STEP = 14  # days between the as-of dates a training set samples
@@ -88,3 +88,33 @@ def train_job(now: dt.datetime | None = None, progress=None) -> dict:
     if progress is not None:
         progress(1, 1)
     return {"version": stored.version, "samples": stored.samples, "positives": stored.positives}
+
+
+def usable(stored: ChurnModel | None) -> bool:
+    """A version trained on another list of features cannot score today's; it waits for the next training."""
+    return stored is not None and list(stored.features) == list(features.FEATURES)
+
+
+def risk_of(customer_id: int, today: dt.date | None = None) -> dict:
+    """The customer's churn risk now, as of 7 and 30 days ago, and the three features moving it most.
+
+    A fixed number of queries whatever the history: the model, then one features.build for the three dates.
+    """
+    today = today or clock.today()
+    stored = current()
+    if not usable(stored):
+        return {"model": stored, "usable": False, "risk": None}
+    dates = {"now": today, 7: today - dt.timedelta(days=7), 30: today - dt.timedelta(days=30)}
+    samples = features.build(dates.values(), [customer_id])
+    rows = {when: samples.row(customer_id, day) for when, day in dates.items()}
+    risks = {when: float(model.probabilities(stored.parameters, row[None, :])[0])
+             for when, row in rows.items() if row is not None}
+    result = {"model": stored, "usable": True, "risk": risks.get("now"), "earlier": [
+        (days, risks.get(days)) for days in (7, 30)], "drivers": []}
+    if rows["now"] is not None:
+        pushes = model.contributions(stored.parameters, rows["now"])
+        strongest = sorted(range(len(pushes)), key=lambda index: -abs(pushes[index]))[:3]
+        result["drivers"] = [{"feature": features.FEATURES[index], "raises": bool(pushes[index] > 0),
+                              "phrase": drivers.phrase(features.FEATURES[index], float(rows["now"][index]))}
+                             for index in strongest]
+    return result

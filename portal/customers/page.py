@@ -11,6 +11,7 @@ from ..auth import actor, editor_required, login_required
 from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
+from ..churn import service as churn
 from ..feedback import service as feedback_service
 from . import assessment, queries, service, timeline
 from .forms import DetailsForm, FeedbackForm, InterventionForm, team_choices
@@ -102,7 +103,7 @@ def page_context(customer) -> dict:
             "feedback_form": FeedbackForm(), "entries": entries, "more": more, "timeline_page": 1,
             "steps": metrics.STEPS, "team": queries.team(), "cohorts": queries.cohorts(),
             "assessment": assessment.assessment_of(customer), "today": clock.today(), "sentiments": SENTIMENTS,
-            "bands": metrics.STATUSES, "form": {}}
+            "bands": metrics.STATUSES, "form": {}, "churn": churn.risk_of(customer.id)}
 
 
 @bp.get("/<customer_id>")
