@@ -5,8 +5,9 @@
 (c) export-data memory     peak RSS at most 100 MB                 (1,000,000 rows)
 (d) /customers page        median at most 3x a bare Flask table    (10,000 customers, over HTTP)
 (e) /analytics page        median at most 2x the same raw SQL      (10,000 customers, 365 days of rows each)
+(f) churn model training   under 30 seconds                        (10,000 customers, 365 days of snapshots)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,analytics] [--profile]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,analytics,churn] [--profile]
                                        [--database-url URL] [--repeat N]
 
 The database (by default a fresh SQLite file in a temporary directory) is emptied and rebuilt
@@ -21,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import bench_analytics
+import bench_churn
 import bench_export
 import bench_health
 import bench_import
@@ -28,14 +30,14 @@ import bench_pages
 
 # Customers per benchmark: (full, --quick).
 SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
-         "analytics": (10_000, 1_000)}
+         "analytics": (10_000, 1_000), "churn": (10_000, 1_000)}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows, for a smoke test")
     parser.add_argument("--database-url", help="SQLAlchemy URL of a scratch database (default: SQLite in a temp dir)")
-    parser.add_argument("--only", default="health,import,export,pages,analytics", help="comma-separated subset to run")
+    parser.add_argument("--only", default="health,import,export,pages,analytics,churn", help="comma-separated subset to run")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile top 15 of one import and of one /customers request")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure; the best is reported")
@@ -61,6 +63,7 @@ def main() -> None:
             "export": lambda: bench_export.run(url, workdir, size["export"]),
             "pages": lambda: bench_pages.run(url, size["pages"], args.quick, args.profile),
             "analytics": lambda: bench_analytics.run(url, size["analytics"], args.quick),
+            "churn": lambda: bench_churn.run(url, size["churn"], args.repeat),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:
