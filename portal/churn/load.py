@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 from .. import health, metrics
 from ..extensions import db
 from ..models import AuditLog, Customer, Engagement, Feedback, HealthScore, Onboarding, format_id
-from ..sql import dialect, sync_sequences
+from ..sql import sync_sequences
 from .synthetic import History, Params, generate
 
 CHUNK = 20_000
@@ -42,14 +42,16 @@ class Loader:
 
 
 def write(table, rows: list[dict]) -> None:
-    """One executemany straight to the driver: SQLAlchemy's per-value type processing would take most of the
-    time on millions of rows, so values are given in the form the database stores (SQLite: text and floats)."""
-    if dialect() != "sqlite":
-        db.session.execute(insert(table), rows)
+    """SQLite: one executemany straight to the driver with values in the form it stores them (text and floats),
+    as SQLAlchemy's per-value type processing would take most of the time on millions of rows. PostgreSQL:
+    SQLAlchemy's own batched multi-row INSERTs, faster there than the driver's executemany."""
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(table), rows)
         return
     names = list(rows[0])
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    db.session.connection().exec_driver_sql(statement, [tuple(sqlite_value(row[name]) for name in names) for row in rows])
+    connection.exec_driver_sql(statement, [tuple(sqlite_value(row[name]) for name in names) for row in rows])
 
 
 @lru_cache(maxsize=1 << 16)  # the same few hundred days and component values come back millions of times
