@@ -7,10 +7,10 @@ from flask_migrate import upgrade
 from sqlalchemy import event, select
 
 from portal import churn
-from portal.churn import cli as churn_cli, load, service, synthetic
+from portal.churn import cli as churn_cli, features, load, service, synthetic
 from portal.cli import cli
 from portal.extensions import db
-from portal.models import AuditLog, Customer
+from portal.models import AuditLog, Customer, Engagement
 
 from .conftest import Auth, make_app
 
@@ -107,6 +107,25 @@ def test_the_customer_page_shows_risk_trend_and_drivers(history):
     newest = max(active, key=lambda customer: customer.signup_date)
     oldest, new = (count_queries(lambda: service.risk_of(key)) for key in (active[0].id, newest.id))
     assert oldest == new <= 12
+
+
+def test_engagement_windows_whatever_the_spacing_of_the_dates(ctx):
+    customer = Customer(email="a@example.com", organization="Acme", github_username="acme",
+                        signup_date=TODAY - dt.timedelta(days=200))
+    db.session.add(customer)
+    db.session.flush()
+    for days_ago, rejected, merged, support in ((3, 3, 1, 1), (20, 0, 2, 0), (35, 1, 3, 2), (70, 5, 5, 0)):
+        day = TODAY - dt.timedelta(days=days_ago)
+        db.session.add(Engagement(customer_id=customer.id, date=day, prs_generated=rejected + merged,
+                                  prs_rejected=rejected, prs_merged=merged, support_requests=support))
+    db.session.commit()
+    page = [TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=7), TODAY]
+    training = [TODAY - dt.timedelta(days=14), TODAY]
+    for dates in (page, training):
+        found = features.engagement(dates, [customer.id])
+        assert found[customer.id, TODAY] == (3, 3, 1, 3, 1, 3)  # last 4 weeks: 3 rejected, 3 merged; before: 1 and 3
+    assert features.engagement(page, [customer.id])[customer.id, page[0]] == (1, 3, 5, 5, 2, 5)
+    assert features.engagement(training, [customer.id])[customer.id, training[0]] == (1, 5, 0, 0, 2, 6)
 
 
 def test_without_a_model_the_page_says_how_to_train_one(app, client, auth, tracking):

@@ -37,16 +37,16 @@ def test_backtest_figures():
 
 
 @pytest.mark.parametrize("name, value, words", [
-    ("rejection_rate_change", 30.0, "rejection rate rose 30 points in 30 days"),
+    ("rejection_rate_change", 30.0, "rejection rate rose 30 points in 4 weeks"),
     ("activity_change_30d", -15.0, "activity score fell 15 points in 30 days"),
     ("activity_change_7d", 0.2, "activity score unchanged over 7 days"),
     ("success", 12.5, "success 12 of 25 points"),
-    ("days_since_activity", 60.0, "no activity for 60+ days"),
+    ("days_since_activity", 56.0, "no activity for 56+ days"),
     ("days_since_activity", 3.0, "last active 3 days ago"),
     ("blocker_days", 12.0, "a blocker open for 12 days"),
     ("blocker_days", 0.0, "no long-open blocker"),
     ("last_nps", 3.0, "last NPS answer 3"),
-    ("support_requests", 4.0, "4 support requests in 30 days"),
+    ("support_requests", 4.0, "4 support requests in 4 weeks"),
 ])
 def test_phrases(name, value, words):
     assert drivers.phrase(name, value) == words
@@ -71,8 +71,8 @@ def test_blocker_and_nps_as_of_a_date():
 
 def test_usage_features_rates_and_days_since_activity():
     day, signup = dt.date(2026, 3, 1), dt.date(2025, 1, 1)
-    assert features.usage_features((6, 2, 1, 3, 2, dt.date(2026, 2, 25)), day, signup) == [4.0, 75.0, 50.0, 2.0]
-    assert features.usage_features(None, day, signup) == [60.0, 0.0, 0.0, 0.0]
+    assert features.usage_features((6, 2, 1, 3, 2, 4), day, signup) == [4.0, 75.0, 50.0, 2.0]
+    assert features.usage_features(None, day, signup) == [56.0, 0.0, 0.0, 0.0]
     assert features.usage_features(None, day, dt.date(2026, 2, 20))[0] == 9.0  # never active, signed up 9 days ago
 
 

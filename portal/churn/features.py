@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -26,7 +27,7 @@ FEATURES = (
     "days_since_activity", "rejection_rate", "rejection_rate_change", "support_requests",
     "blocker_open", "blocker_days", "last_nps",
 )
-WINDOW = 30  # days of engagement behind the rejection rate and support requests
+WINDOW = 28  # days of engagement behind the rejection rate and support requests: whole weeks, whole training steps
 LOOKBACK = 2 * WINDOW  # days since the last activity are counted up to this
 BLOCKER_DAYS_CAP = 60
 NEUTRAL_NPS = 7  # a customer never asked counts as a passive
@@ -64,15 +65,15 @@ def build(as_of: Iterable[dt.date], customer_ids: Iterable[int] | None = None) -
     snaps = snapshots(dates, ids)
     blockers, answers = blocker_history(ids), nps_history(ids, dates[-1])
     keys, rows, scores = [], [], []
+    usage = engagement(dates, ids)
     for day in dates:
-        usage = engagement(day, ids)
         for key, signup in people.items():
             current = snaps.get((key, day))
             if current is None or signup > day or churned_on.get(key, dt.date.max) <= day:
                 continue
             keys.append((key, day))
             scores.append(current[0])
-            rows.append([*current[1:], *changes(snaps, key, day, current), *usage_features(usage.get(key), day, signup),
+            rows.append([*current[1:], *changes(snaps, key, day, current), *usage_features(usage.get((key, day)), day, signup),
                          *blocker_features(blockers.get(key), day), last_nps(answers.get(key), day)])
     values = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
     return Samples(keys, values, np.array(scores, dtype=float), churned_on)
@@ -111,23 +112,47 @@ def changes(snaps: dict, key: int, day: dt.date, current: tuple) -> list[float]:
     return result
 
 
-def engagement(day: dt.date, ids: list[int] | None) -> dict[int, tuple]:
-    """Per customer: PRs rejected and merged in the last 30 days and the 30 before, support requests in the last
-    30, and the last active day within the look-back."""
-    recent = Engagement.date > day - dt.timedelta(days=WINDOW)
-    active = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
+def bucket_days(dates: list[dt.date]) -> int:
+    """The widest span of days that tiles every window of every as-of date: 14 for training (dates two weeks
+    apart), 1 for the customer page (today, 7 and 30 days ago)."""
+    return math.gcd(WINDOW, *((dates[-1] - day).days for day in dates))
 
-    def total(column, when):
-        return func.sum(case((when, column), else_=0))
+
+def engagement(dates: list[dt.date], ids: list[int] | None) -> dict[tuple[int, dt.date], tuple]:
+    """Per customer and as-of date: PRs rejected and merged in the last four weeks and the four before, support
+    requests in the last four, days since the last active day within the look-back.
+
+    One pass over the engagement rows: sums per customer and span of `bucket_days` days, counted back from the
+    last as-of date; each date's windows are then whole spans."""
+    size, last, first_day = bucket_days(dates), dates[-1], dates[0] - dt.timedelta(days=LOOKBACK)
+    # Which span a row falls in, by comparing dates (date arithmetic in SQL costs more than the whole sum).
+    spans = range(-(-(last - first_day).days // size))
+    span = case(*((Engagement.date > last - dt.timedelta(days=size * (index + 1)), index) for index in spans))
+    active = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
     rows = db.session.execute(
-        select(Engagement.customer_id,
-               total(Engagement.prs_rejected, recent), total(Engagement.prs_merged, recent),
-               total(Engagement.prs_rejected, ~recent), total(Engagement.prs_merged, ~recent),
-               total(Engagement.support_requests, recent), func.max(case((active, Engagement.date))))
-        .where(and_(Engagement.date > day - dt.timedelta(days=LOOKBACK), Engagement.date <= day),
-               among(Engagement.customer_id, ids))
-        .group_by(Engagement.customer_id))
-    return {key: tuple(rest) for key, *rest in rows}
+        select(Engagement.customer_id, span.label("span"), func.sum(Engagement.prs_rejected),
+               func.sum(Engagement.prs_merged), func.sum(Engagement.support_requests),
+               func.max(case((active, Engagement.date))))
+        .where(Engagement.date > first_day, Engagement.date <= last, among(Engagement.customer_id, ids))
+        .group_by(Engagement.customer_id, "span"))
+    by_customer: dict[int, dict[int, tuple]] = {}
+    for key, index, rejected, merged, support, latest in rows:
+        if isinstance(latest, str):  # SQLite hands MAX() of a CASE back as text
+            latest = dt.date.fromisoformat(latest)
+        by_customer.setdefault(key, {})[int(index)] = (rejected, merged, support, latest)
+    return {(key, day): window_totals(by_span, (last - day).days // size, size, day)
+            for key, by_span in by_customer.items() for day in dates}
+
+
+def window_totals(by_span: dict[int, tuple], first: int, size: int, day: dt.date) -> tuple:
+    def total(spans, index):
+        return sum(by_span[span][index] or 0 for span in spans if span in by_span)
+    recent = range(first, first + WINDOW // size)
+    before = range(first + WINDOW // size, first + 2 * WINDOW // size)
+    seen = [by_span[span][3] for span in range(first, first + LOOKBACK // size) if span in by_span]
+    seen = [latest for latest in seen if latest is not None]
+    since = (day - max(seen)).days if seen else None
+    return total(recent, 0), total(recent, 1), total(before, 0), total(before, 1), total(recent, 2), since
 
 
 def rate(rejected, merged) -> float | None:
@@ -136,10 +161,8 @@ def rate(rejected, merged) -> float | None:
 
 
 def usage_features(usage: tuple | None, day: dt.date, signup: dt.date) -> list[float]:
-    rejected, merged, rejected_before, merged_before, support, last_active = usage or (0, 0, 0, 0, 0, None)
-    if isinstance(last_active, str):  # SQLite hands MAX() of a CASE back as text
-        last_active = dt.date.fromisoformat(last_active)
-    since = (day - last_active).days if last_active else min((day - signup).days, LOOKBACK)
+    rejected, merged, rejected_before, merged_before, support, since = usage or (0, 0, 0, 0, 0, None)
+    since = since if since is not None else min((day - signup).days, LOOKBACK)
     now, before = rate(rejected, merged), rate(rejected_before, merged_before)
     change = now - before if now is not None and before is not None else 0.0
     return [float(since), now or 0.0, change, float(support or 0)]
