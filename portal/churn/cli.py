@@ -92,7 +92,7 @@ def show() -> None:
 @click.option("--days", default=240, type=click.IntRange(60, 1_000), show_default=True)
 @click.option("--seed", default=7, type=int, show_default=True)
 def churn_demo(customers: int, days: int, seed: int) -> None:
-    """Fill an empty database with synthetic history whose churn follows known mechanics (see portal.churn.synthetic)."""
+    """Fill an empty database with synthetic history whose churn follows known mechanics (portal.churn.synthetic)."""
     params = synthetic.Params(customers=customers, days=days, seed=seed, today=clock.today())
     try:
         counts = load.load(params)

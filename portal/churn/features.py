@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import Float, and_, case, cast, func, or_, select, true
+from sqlalchemy import Float, case, cast, func, or_, select
 
 from .. import clock
 from ..extensions import db
+from ..risk import among
 from ..models import AuditLog, Customer, Engagement, Feedback, HealthScore, Onboarding, format_id, parse_id
 
 COMPONENTS = ("onboarding", "activity", "success", "volume")
@@ -54,10 +55,6 @@ class Samples:
             return None
 
 
-def among(column, ids: list[int] | None):
-    return true() if ids is None else column.in_(ids)
-
-
 def build(as_of: Iterable[dt.date], customer_ids: Iterable[int] | None = None) -> Samples:
     dates = sorted(set(as_of))
     ids = None if customer_ids is None else list(customer_ids)
@@ -73,7 +70,8 @@ def build(as_of: Iterable[dt.date], customer_ids: Iterable[int] | None = None) -
                 continue
             keys.append((key, day))
             scores.append(current[0])
-            rows.append([*current[1:], *changes(snaps, key, day, current), *usage_features(usage.get((key, day)), day, signup),
+            rows.append([*current[1:], *changes(snaps, key, day, current),
+                         *usage_features(usage.get((key, day)), day, signup),
                          *blocker_features(blockers.get(key), day), last_nps(answers.get(key), day)])
     values = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
     return Samples(keys, values, np.array(scores, dtype=float), churned_on)
