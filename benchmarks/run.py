@@ -9,8 +9,10 @@
 (f) GitHub webhook         throughput at least 0.5x HMAC + insert + upsert in psycopg  (gunicorn, PostgreSQL;
                            only with --only webhooks and a PostgreSQL --database-url)
 (g) email delivery         at least 0.5x a bare smtplib loop        (1,000 emails to a local aiosmtpd)
+(h) churn model training   under 30 seconds                        (10,000 customers, 365 days of snapshots;
+                           only with --only churn: seeding takes minutes)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails,analytics,webhooks]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails,analytics,webhooks,churn]
                                        [--profile]
                                        [--database-url URL] [--repeat N]
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import bench_analytics
 import bench_emails
+import bench_churn
 import bench_export
 import bench_health
 import bench_import
@@ -35,8 +38,9 @@ import bench_webhooks
 
 # Customers per benchmark: (full, --quick).
 SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
-         "analytics": (10_000, 1_000), "webhooks": (100, 100), "emails": (1_000, 100)}
-DEFAULT = "health,import,export,pages,emails"  # analytics (slow to seed) and webhooks (PostgreSQL): by name
+         "analytics": (10_000, 1_000), "webhooks": (100, 100), "emails": (1_000, 100),
+         "churn": (10_000, 1_000)}
+DEFAULT = "health,import,export,pages,emails"  # analytics, churn (slow to seed), webhooks (PostgreSQL): by name
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +75,7 @@ def main() -> None:
             "analytics": lambda: bench_analytics.run(url, size["analytics"], args.quick),
             "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile),
             "emails": lambda: bench_emails.run(url, size["emails"], args.repeat),
+            "churn": lambda: bench_churn.run(url, size["churn"], args.repeat),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import create_app, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
+from .churn import cli as churn_cli
 from .customers import service
 from .emails import service as email_service
 from .extensions import db
@@ -211,6 +212,9 @@ def nps_survey(customer_id):
         fail(f"{customer.public_id} already has this quarter's NPS survey")
     db.session.commit()
     click.echo(f"{customer.public_id} NPS survey queued")
+
+
+cli.add_command(churn_cli.model)
 
 
 def main() -> None:

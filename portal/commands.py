@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from . import demo
 from .admin import team
+from .churn import cli as churn_cli
 from .extensions import db
 from .models import ROLES, Customer, User
 from .validation import ValidationError
@@ -74,3 +75,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(demo_data)
     app.cli.add_command(setup)
+    app.cli.add_command(churn_cli.churn_demo)

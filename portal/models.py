@@ -465,3 +465,24 @@ class Assessment(db.Model):
         if self.band_override and self.override_until and day <= self.override_until:
             return self.band_override
         return None
+
+
+class ChurnModel(db.Model):
+    """One trained version of the churn-risk model. The fit is stored as plain numbers (coefficients, intercept,
+    scaler means and scales) so that loading a model never runs code, unlike a pickle."""
+
+    __tablename__ = "churn_models"
+    __table_args__ = (CheckConstraint("samples >= positives AND positives >= 0", name="sample_counts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    trained_by: Mapped[str] = mapped_column(String(120))
+    algorithm: Mapped[str] = mapped_column(String(60))
+    features: Mapped[list] = mapped_column(JSON)
+    parameters: Mapped[dict] = mapped_column(JSON)
+    window_start: Mapped[dt.date] = mapped_column(Date)
+    window_end: Mapped[dt.date] = mapped_column(Date)
+    samples: Mapped[int] = mapped_column(Integer)
+    positives: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.jobs.registry import Job
 from portal.jobs.scheduler import scheduler
+from portal.jobs.tasks import STANDARD_JOBS as JOBS
 from portal.models import AuditLog, JobRun
 from tests.conftest import csrf_token
 
@@ -51,11 +52,11 @@ def test_the_page_lists_every_job_with_its_schedule_next_run_and_last_outcome(ap
     add_runs(app, 1, counts={"customers": 12}, finished_at=NOW)
     auth.login("admin")
     html = client.get("/jobs").get_data(as_text=True)
-    for name in ("health", "deliver_emails", "weekly_emails", "reengagement", "at_risk_playbook"):
+    for name in ("health", "deliver_emails", "weekly_emails", "reengagement", "at_risk_playbook", "churn_model"):
         assert f'id="job-{name}"' in html
     assert "Mondays at 08:00" in html and "Customers 12" in html
     assert 'class="badge outcome-succeeded"' in html
-    assert html.count("Run now") == 5 and 'href="/jobs"' in html  # in the navigation
+    assert html.count("Run now") == len(JOBS) and 'href="/jobs"' in html  # in the navigation
     assert 'hx-trigger="every 1s"' not in html  # nothing runs: nothing polls
 
 
@@ -155,7 +156,7 @@ def test_jobs_list_shows_each_job(runner):
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["health", "deliver_emails", "weekly_emails", "reengagement",
-                                                   "at_risk_playbook"]
+                                                   "at_risk_playbook", "churn_model"]
     assert "never run" in lines[0] and "next 20" in lines[0]
 
 
@@ -170,7 +171,7 @@ def test_jobs_run_of_an_unknown_job_fails_in_one_line(runner):
     result = runner.invoke(args=["jobs", "run", "nope"])
     assert result.exit_code == 1
     assert result.output == ("Error: unknown job 'nope'; the jobs are: health, deliver_emails, weekly_emails, "
-                             "reengagement, at_risk_playbook\n")
+                             "reengagement, at_risk_playbook, churn_model\n")
 
 
 def test_jobs_run_reports_a_failure_and_a_held_lock(app, runner, probe):

@@ -12,6 +12,7 @@ from ..emails import queries as email_queries, suppression
 from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, page_number
+from ..churn import service as churn
 from ..feedback import service as feedback_service
 from ..tasks import service as tasks
 from . import assessment, queries, service, timeline
@@ -106,7 +107,8 @@ def page_context(customer) -> dict:
             "assessment": assessment.assessment_of(customer), "today": clock.today(), "sentiments": SENTIMENTS,
             "bands": metrics.STATUSES, "form": {},
             "tasks": db.session.scalars(tasks.for_customer(customer.id)).all(),
-            "recent_emails": email_queries.recent_for(customer.id, 5), "email_block": suppression.reason(customer)}
+            "recent_emails": email_queries.recent_for(customer.id, 5), "email_block": suppression.reason(customer),
+            "churn": churn.risk_of(customer.id)}
 
 
 @bp.get("/<customer_id>")

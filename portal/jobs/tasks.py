@@ -46,6 +46,12 @@ def reengagement(context: Context) -> dict[str, int]:
     return as_counts(campaigns.queue_reengagement(context.today), "queued")
 
 
+def churn_model(context: Context) -> dict[str, int]:
+    from ..churn import service
+
+    return as_counts(service.train_job(context.now, progress=context.progress), "version")
+
+
 STANDARD_JOBS = [
     Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
         "Every hour at :05", {"minute": 5}, recalculate_health),
@@ -57,4 +63,7 @@ STANDARD_JOBS = [
         "Daily at 09:00", {"hour": 9, "minute": 0}, reengagement),
     Job("at_risk_playbook", "Give the owner of each customer newly at risk a task, due in two days.",
         "Daily at 07:00", {"hour": 7, "minute": 0}, playbook.run),
+    Job("churn_model", "Retrain the churn-risk model on the history up to now, as a new version.",
+        "Sundays at 03:00", {"day_of_week": "sun", "hour": 3, "minute": 0}, churn_model,
+        timeout=dt.timedelta(minutes=30)),
 ]
