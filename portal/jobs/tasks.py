@@ -46,6 +46,15 @@ def reengagement(context: Context) -> dict[str, int]:
     return as_counts(campaigns.queue_reengagement(context.today), "queued")
 
 
+def playbooks(context: Context) -> dict[str, int]:
+    from .. import analytics
+    from ..playbooks import service
+
+    analytics.ensure_todays_scores(context.today)
+    context.progress(0, None)
+    return service.start_active(context.today, "playbooks job")
+
+
 STANDARD_JOBS = [
     Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
         "Every hour at :05", {"minute": 5}, recalculate_health),
@@ -57,4 +66,6 @@ STANDARD_JOBS = [
         "Daily at 09:00", {"hour": 9, "minute": 0}, reengagement),
     Job("at_risk_playbook", "Give the owner of each customer newly at risk a task, due in two days.",
         "Daily at 07:00", {"hour": 7, "minute": 0}, playbook.run),
+    Job("playbooks", "Start every active playbook for the customers who qualify, within each owner's daily cap.",
+        "Daily at 07:30", {"hour": 7, "minute": 30}, playbooks),
 ]
