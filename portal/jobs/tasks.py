@@ -52,7 +52,7 @@ def playbooks(context: Context) -> dict[str, int]:
 
     analytics.ensure_todays_scores(context.today)
     context.progress(0, None)
-    return service.start_active(context.today, "playbooks job")
+    return service.start_active(context.now, "playbooks job")
 
 
 STANDARD_JOBS = [

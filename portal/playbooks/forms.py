@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -25,7 +26,7 @@ def placeholders(form, field):
 
 
 def checkboxes(text: str, values: tuple[str, ...]) -> SelectMultipleField:
-    return SelectMultipleField(text, choices=[(value, label(value)) for value in values],
+    return SelectMultipleField(text, choices=[SelectChoice(value, label(value)) for value in values],
                                widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
 
@@ -40,7 +41,7 @@ class PlaybookForm(ServiceErrors, FlaskForm):
     bands = checkboxes("Health band (any when none is ticked)", STATUSES)
     stages = checkboxes("Stage (any when none is ticked)", STAGES)
     cohorts = StringField("Cohorts, comma separated (any when empty)", validators=[Length(max=200)])
-    signal = SelectField("Risk signal", choices=[("", "— any or none —")] + [(kind, TITLES[kind]) for kind in KINDS])
+    signal = SelectField("Risk signal", choices=[SelectChoice("", "— any or none —")] + [SelectChoice(kind, TITLES[kind]) for kind in KINDS])
     min_days = days("At least this many days since signup")
     max_days = days("At most this many days since signup")
     task_title = StringField("Task title", validators=[DataRequired(), Length(max=200), placeholders])

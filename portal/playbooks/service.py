@@ -56,11 +56,12 @@ def candidates(playbook: Playbook, today: dt.date) -> list[tuple[Customer, Healt
 
 
 def tasks_given_today(today: dt.date) -> dict[int | None, int]:
-    """Playbook tasks each owner got since the start of today in the portal's zone, whichever playbook."""
+    """Playbook tasks each owner got on that day in the portal's zone, whichever playbook."""
     since = dt.datetime.combine(today, dt.time(0), tzinfo=clock.zone())
     return dict(db.session.execute(
         select(Intervention.assignee_id, func.count())
-        .where(Intervention.kind == "task", Intervention.rule.startswith(RULE_PREFIX), Intervention.created_at >= since)
+        .where(Intervention.kind == "task", Intervention.rule.startswith(RULE_PREFIX), Intervention.created_at >= since,
+               Intervention.created_at < since + dt.timedelta(days=1))
         .group_by(Intervention.assignee_id)).all())
 
 
@@ -98,18 +99,18 @@ def queue_email_step(customer: Customer, step: dict) -> None:
     return None
 
 
-def start(playbook: Playbook, today: dt.date, actor: str, user_id: int | None = None) -> RunResult:
-    """Start the playbook for every customer who qualifies today, within each owner's daily cap."""
+def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None) -> RunResult:
+    """Start the playbook for every customer who qualifies on now's day, within each owner's daily cap."""
+    today = clock.local_date(now)
     rows = candidates(playbook, today)
     cap = settings.get("playbook_daily_cap")
     owners = dict(db.session.execute(select(User.id, User.name)).all())
     chosen = rules.within_cap(((index, customer.owner_id) for index, (customer, _) in enumerate(rows)),
                               tasks_given_today(today), cap)
-    now = clock.now()
     planned = {rows[index][0].id: step_rows(playbook, *rows[index], owners.get(rows[index][0].owner_id, ""), now)
                for index in chosen.chosen}
     created = insert_new([steps[0] for steps in planned.values()])
-    followers = [row for customer_id, _ in created for row in planned[customer_id][1:]]
+    followers = [row for _, customer_id in created for row in planned[customer_id][1:]]
     if followers:
         insert_new(followers)
     customers = {customer.id: customer for customer, _ in rows}
@@ -118,7 +119,7 @@ def start(playbook: Playbook, today: dt.date, actor: str, user_id: int | None = 
         for row in planned[customer_id][1:]:
             if row["kind"] == "email":
                 queue_email_step(customers[customer_id], {"subject": row["title"], "text": row["body"]})
-    skipped = {owners.get(owner, UNASSIGNED) if owner else UNASSIGNED: count for owner, count in chosen.skipped.items()}
+    skipped = {owners.get(owner, UNASSIGNED): count for owner, count in chosen.skipped.items()}
     result = RunResult(len(created), skipped, cap)
     changes = audit.apply_changes(playbook, {"last_run_at": now, "last_result": result.as_dict(today)})
     audit.record(actor, "playbooks", str(playbook.id), {"last_run_at": changes.get("last_run_at", (None, now))},
@@ -126,10 +127,10 @@ def start(playbook: Playbook, today: dt.date, actor: str, user_id: int | None = 
     return result
 
 
-def start_active(today: dt.date, actor: str) -> dict[str, int]:
+def start_active(now: dt.datetime, actor: str) -> dict[str, int]:
     """Every active playbook, as the daily job runs them: counts for the job's record."""
     created = skipped = 0
     for playbook in db.session.scalars(select(Playbook).where(Playbook.active).order_by(Playbook.id)):
-        result = start(playbook, today, actor)
+        result = start(playbook, now, actor)
         created, skipped = created + result.created, skipped + sum(result.skipped.values())
     return {"tasks": created, "skipped": skipped}

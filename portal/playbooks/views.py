@@ -64,9 +64,9 @@ def edit(playbook_id: int):
 @editor_required
 def start(playbook_id: int):
     playbook = db.get_or_404(Playbook, playbook_id)
-    today = clock.today()
-    analytics.ensure_todays_scores(today)
-    result = service.start(playbook, today, *actor())
+    now = clock.now()
+    analytics.ensure_todays_scores(clock.local_date(now))
+    result = service.start(playbook, now, *actor())
     db.session.commit()
     skipped = sum(result.skipped.values())
     note = f"; {skipped} skipped: the daily cap of {result.cap} tasks per owner was reached" if skipped else ""
