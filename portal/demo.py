@@ -9,6 +9,7 @@ from . import clock, health, metrics
 from .customers import service
 from .extensions import db
 from .models import Engagement, Feedback, User
+from .playbooks import demo as playbook_demo
 
 ORGANIZATIONS = [
     "Acme Robotics", "Bluefin Analytics", "Cobalt Health", "Driftwood Games", "Evergreen Bank", "Foxglove Labs",
@@ -81,6 +82,7 @@ def load(seed: int = 7) -> int:
     db.session.flush()
     for days_ago in range(60, -1, -1):
         health.recalculate(today=today - dt.timedelta(days=days_ago))
+    playbook_demo.load(today)
     db.session.commit()
     return len(ORGANIZATIONS)
 

@@ -70,7 +70,7 @@ def start(playbook_id: int):
     db.session.commit()
     skipped = sum(result.skipped.values())
     note = f"; {skipped} skipped: the daily cap of {result.cap} tasks per owner was reached" if skipped else ""
-    flash(f"Started {playbook.name}: {result.created} task(s) created{note}.", "error" if skipped else "success")
+    flash(f"Started {playbook.name}: {result.created} task(s) created{note}.", "warning" if skipped else "success")
     return redirect(url_for(".detail", playbook_id=playbook.id), 303)
 
 
