@@ -55,7 +55,7 @@ def test_the_page_lists_every_job_with_its_schedule_next_run_and_last_outcome(ap
         assert f'id="job-{name}"' in html
     assert "Mondays at 08:00" in html and "Customers 12" in html
     assert 'class="badge outcome-succeeded"' in html
-    assert html.count("Run now") == 5 and 'href="/jobs"' in html  # in the navigation
+    assert html.count("Run now") == 6 and 'href="/jobs"' in html  # in the navigation
     assert 'hx-trigger="every 1s"' not in html  # nothing runs: nothing polls
 
 
@@ -170,7 +170,7 @@ def test_jobs_run_of_an_unknown_job_fails_in_one_line(runner):
     result = runner.invoke(args=["jobs", "run", "nope"])
     assert result.exit_code == 1
     assert result.output == ("Error: unknown job 'nope'; the jobs are: health, deliver_emails, weekly_emails, "
-                             "reengagement, at_risk_playbook\n")
+                             "reengagement, at_risk_playbook, playbooks\n")
 
 
 def test_jobs_run_reports_a_failure_and_a_held_lock(app, runner, probe):
