@@ -7,7 +7,7 @@ from decimal import Decimal
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
-    String, Text, UniqueConstraint, func, text, types,
+    String, Text, UniqueConstraint, func, text as sql, types,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -352,7 +352,7 @@ class Intervention(db.Model):
 # each other both pass any check, and only the second's insert is refused.
 PENDING_TASK = "kind = 'task' AND status IN ('open', 'snoozed') AND rule IS NOT NULL"
 Index("uq_interventions_pending_rule", Intervention.customer_id, Intervention.rule, unique=True,
-      sqlite_where=text(PENDING_TASK), postgresql_where=text(PENDING_TASK))
+      sqlite_where=sql(PENDING_TASK), postgresql_where=sql(PENDING_TASK))
 
 
 class Playbook(db.Model):

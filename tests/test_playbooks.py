@@ -6,7 +6,8 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import event, func, select
+from flask_migrate import upgrade
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from portal import health, settings
@@ -16,7 +17,7 @@ from portal.jobs import runs
 from portal.jobs.tasks import STANDARD_JOBS
 from portal.models import AuditLog, Customer, HealthScore, Intervention, Playbook, User
 from portal.playbooks import catalog, rules, service
-from tests.conftest import add_user, csrf_token
+from tests.conftest import add_user, csrf_token, make_app
 
 NOW = dt.datetime(2027, 3, 10, 7, 30, tzinfo=dt.timezone.utc)
 TODAY = NOW.date()
@@ -294,3 +295,23 @@ def test_turning_a_playbook_off_and_on(app, client, auth):
     assert "Turn on" in client.get("/playbooks").get_data(as_text=True)
     assert client.post(f"/playbooks/{book_id}/active", data={"active": "false"}).status_code == 400
     assert client.get("/playbooks/999").status_code == 404
+
+
+def test_the_upgrade_cancels_all_but_the_oldest_of_duplicate_pending_tasks(databases):
+    """Before the unique index, a snoozed and an open detractor follow-up could both exist."""
+    app = make_app(databases.new())
+    with app.app_context():
+        upgrade(revision="0005")
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO customers (id, email, organization, github_username, signup_date, "
+                                    "cohort, industry, team_size, status, created_at, updated_at) VALUES (1, 'a@x.io', "
+                                    "'A', 'a', '2027-01-01', '', '', 1, 'active', :now, :now)"), {"now": NOW})
+            for status, rule in (("snoozed", "r"), ("open", "r"), ("open", "r"), ("open", "other"), ("done", "r")):
+                connection.execute(text("INSERT INTO interventions (customer_id, kind, title, body, status, trigger, "
+                                        "created_at, rule) VALUES (1, 'task', 't', '', :status, 'rule', :now, :rule)"),
+                                   {"status": status, "rule": rule, "now": NOW})
+        upgrade(revision="0007_playbooks")
+        with db.engine.connect() as connection:
+            statuses = connection.execute(text("SELECT status FROM interventions ORDER BY id")).scalars().all()
+        assert statuses == ["snoozed", "cancelled", "cancelled", "open", "done"]
+        db.engine.dispose()

@@ -101,6 +101,8 @@ def queue_email_step(customer: Customer, step: dict) -> None:
 
 def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None) -> RunResult:
     """Start the playbook for every customer who qualifies on now's day, within each owner's daily cap."""
+    if not playbook.steps or playbook.steps[0]["kind"] != "task":
+        raise ValueError("a playbook's first step is its task: the no-duplicate rule and the lift count on it")
     today = clock.local_date(now)
     rows = candidates(playbook, today)
     cap = settings.get("playbook_daily_cap")
