@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Mapping, TypeVar
+from typing import Any, Iterable, Mapping
 
 PLACEHOLDERS = ("organization", "public_id", "owner", "cohort", "band", "stage", "score")
-Key = TypeVar("Key", bound=Hashable)
 
 
 def unknown_placeholders(template: str) -> list[str]:
@@ -28,14 +27,14 @@ class Allocation:
     skipped: dict = field(default_factory=dict)
 
 
-def within_cap(candidates: Iterable[tuple[Key, object]], used: Mapping[object, int], cap: int) -> Allocation:
-    """candidates: (key, owner) in priority order; used: playbook tasks each owner already got today.
+def within_cap(candidates: Iterable[tuple[Any, object]], used: Mapping[object, int], cap: int) -> Allocation:
+    """candidates: (item, owner) in priority order; used: playbook tasks each owner already got today.
     Each owner gets at most `cap` a day; the rest are skipped, not queued for later."""
     result, given = Allocation(), dict(used)
-    for key, owner in candidates:
+    for item, owner in candidates:
         if given.get(owner, 0) < cap:
             given[owner] = given.get(owner, 0) + 1
-            result.chosen.append(key)
+            result.chosen.append(item)
         else:
             result.skipped[owner] = result.skipped.get(owner, 0) + 1
     return result

@@ -107,25 +107,22 @@ def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None 
     rows = candidates(playbook, today)
     cap = settings.get("playbook_daily_cap")
     owners = dict(db.session.execute(select(User.id, User.name)).all())
-    chosen = rules.within_cap(((index, customer.owner_id) for index, (customer, _) in enumerate(rows)),
-                              tasks_given_today(today), cap)
-    planned = {rows[index][0].id: step_rows(playbook, *rows[index], owners.get(rows[index][0].owner_id, ""), now)
-               for index in chosen.chosen}
-    created = insert_new([steps[0] for steps in planned.values()])
-    followers = [row for _, customer_id in created for row in planned[customer_id][1:]]
-    if followers:
-        insert_new(followers)
-    customers = {customer.id: customer for customer, _ in rows}
+    allocation = rules.within_cap(((row, row[0].owner_id) for row in rows), tasks_given_today(today), cap)
+    planned = {customer.id: (customer, step_rows(playbook, customer, snapshot, owners.get(customer.owner_id, ""), now))
+               for customer, snapshot in allocation.chosen}
+    created = insert_new([steps[0] for _, steps in planned.values()])
+    insert_new([row for _, customer_id in created for row in planned[customer_id][1][1:]])
     for task_id, customer_id in created:
-        audit.created(actor, "interventions", f"{customers[customer_id].public_id}/{task_id}", user_id)
-        for row in planned[customer_id][1:]:
+        customer, steps = planned[customer_id]
+        audit.created(actor, "interventions", f"{customer.public_id}/{task_id}", user_id)
+        for row in steps[1:]:
             if row["kind"] == "email":
-                queue_email_step(customers[customer_id], {"subject": row["title"], "text": row["body"]})
-    skipped = {owners.get(owner, UNASSIGNED): count for owner, count in chosen.skipped.items()}
-    result = RunResult(len(created), skipped, cap)
-    changes = audit.apply_changes(playbook, {"last_run_at": now, "last_result": result.as_dict(today)})
-    audit.record(actor, "playbooks", str(playbook.id), {"last_run_at": changes.get("last_run_at", (None, now))},
-                 user_id)
+                queue_email_step(customer, {"subject": row["title"], "text": row["body"]})
+    result = RunResult(len(created), {owners.get(owner, UNASSIGNED): count
+                                      for owner, count in allocation.skipped.items()}, cap)
+    previous = playbook.last_run_at
+    playbook.last_run_at, playbook.last_result = now, result.as_dict(today)
+    audit.record(actor, "playbooks", str(playbook.id), {"last_run_at": (previous, now)}, user_id)
     return result
 
 
