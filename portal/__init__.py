@@ -12,6 +12,7 @@ ALL_ROLES = ("admin", "member", "viewer")
 NAV_LINKS = [
     ("customers.index", "Customers", ALL_ROLES, "customers."),
     ("tasks.index", "Tasks", ALL_ROLES, "tasks."),
+    ("playbooks.index", "Playbooks", ALL_ROLES, "playbooks."),
     ("transfer.import_page", "Import / export", ALL_ROLES, "transfer."),
     ("admin.settings", "Settings", ("admin",), "admin.settings"),
     ("admin.users", "Team", ("admin",), "admin.user"),
@@ -72,11 +73,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .feedback import views as feedback_views
     from .jobs import commands as job_commands, views as jobs_views
     from .jobs.scheduler import scheduler
+    from .playbooks import views as playbooks_views
     from .tasks import views as tasks_views
 
     app.register_blueprint(analytics_views.bp)
     app.register_blueprint(feedback_views.bp)
     app.register_blueprint(tasks_views.bp)
+    app.register_blueprint(playbooks_views.bp)
     app.register_blueprint(jobs_views.bp)
     from .emails import public as emails_public, views as emails_views
 

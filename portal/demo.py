@@ -11,6 +11,7 @@ from . import clock, health, metrics
 from .customers import service
 from .extensions import db
 from .models import Customer, Engagement, Feedback, Intervention, User
+from .playbooks import demo as playbook_demo
 
 ORGANIZATIONS = [
     "Acme Robotics", "Bluefin Analytics", "Cobalt Health", "Driftwood Games", "Evergreen Bank", "Foxglove Labs",
@@ -84,6 +85,7 @@ def load(seed: int = 7) -> int:
     for days_ago in range(60, -1, -1):
         health.recalculate(today=today - dt.timedelta(days=days_ago))
     tasks(today)
+    playbook_demo.load(today)
     db.session.commit()
     return len(ORGANIZATIONS)
 

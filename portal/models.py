@@ -7,7 +7,7 @@ from decimal import Decimal
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
-    String, Text, UniqueConstraint, func, types,
+    String, Text, UniqueConstraint, func, text as sql, types,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -346,6 +346,36 @@ class Intervention(db.Model):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The rule that created a task (trigger "rule"), so a rule does not repeat while its task is open.
     rule: Mapped[str | None] = mapped_column(String(60), index=True)
+
+
+# The database, not a check before the insert, keeps one pending task per rule and customer: two runs racing
+# each other both pass any check, and only the second's insert is refused.
+PENDING_TASK = "kind = 'task' AND status IN ('open', 'snoozed') AND rule IS NOT NULL"
+Index("uq_interventions_pending_rule", Intervention.customer_id, Intervention.rule, unique=True,
+      sqlite_where=sql(PENDING_TASK), postgresql_where=sql(PENDING_TASK))
+
+
+class Playbook(db.Model):
+    """Who qualifies (condition) and what starting the playbook does for each of them (steps); its tasks carry
+    rule = "playbook:<id>". The last run's result is kept for the page's cap warning."""
+
+    __tablename__ = "playbooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    condition: Mapped[dict] = mapped_column(JSON, default=dict)
+    steps: Mapped[list] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(120), default="system")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_result: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    @property
+    def rule(self) -> str:
+        return f"playbook:{self.id}"
 
 
 class AuditLog(db.Model):

@@ -1,5 +1,5 @@
 """Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days,
-the risk signals' thresholds.
+the risk signals' thresholds, the playbooks' daily cap of tasks per owner.
 
 The health formula's weights, bands and window are versioned separately (portal.health).
 """
@@ -28,6 +28,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "risk_inactive_days": (14, lambda text: validation.integer(text, "risk_inactive_days", minimum=1)),
     "risk_rejection_percent": (50, lambda text: percent(text, "risk_rejection_percent")),
     "risk_blocker_days": (7, lambda text: validation.integer(text, "risk_blocker_days", minimum=1)),
+    "playbook_daily_cap": (10, lambda text: validation.integer(text, "playbook_daily_cap", minimum=1)),
 }
 
 

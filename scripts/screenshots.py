@@ -72,6 +72,8 @@ def main() -> None:
             page.screenshot(path=OUT / "emails.png")
             page.goto(base + "/settings")
             page.screenshot(path=OUT / "settings.png", full_page=True)
+            page.goto(base + "/playbooks")
+            page.screenshot(path=OUT / "playbooks.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
             for name, path in (("customers-phone.png", "/customers"), ("customer-phone.png", "/customers/c1002")):
                 page.goto(base + path)

@@ -72,7 +72,8 @@ def test_health_runs_hourly_and_its_first_run_of_a_day_is_just_after_local_midni
     assert [t.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M") for t in times][:3] == ["23:05", "00:05", "01:05"]
 
 
-@pytest.mark.parametrize("name, local_time", [("at_risk_playbook", "07:00"), ("reengagement", "09:00")])
+@pytest.mark.parametrize("name, local_time", [("at_risk_playbook", "07:00"), ("playbooks", "07:30"),
+                                              ("reengagement", "09:00")])
 def test_daily_jobs_run_once_a_day_at_the_same_local_time(name, local_time):
     times = fire_times(name, "America/New_York", utc(2027, 3, 12, 0, 0), 4)
     local = [t.astimezone(ZoneInfo("America/New_York")) for t in times]
@@ -93,7 +94,7 @@ def test_a_late_firing_still_belongs_to_its_slot_within_the_grace():
 
 def test_the_registry_knows_every_job_and_names_them_for_an_unknown_one():
     assert [j.name for j in JOBS] == ["health", "deliver_emails", "weekly_emails", "reengagement", "at_risk_playbook",
-                                        "churn_model"]
+                                        "churn_model", "playbooks"]
     with pytest.raises(UnknownJob, match="unknown job 'nope'; the jobs are: health, deliver_emails"):
         JOBS.get("nope")
 

@@ -95,11 +95,16 @@ class SettingsForm(FlaskForm):
                                     description="Days a blocker may stay open before the signal.",
                                     widget=NumberInput(min=1))
 
+    playbook_daily_cap = StringField("Playbook tasks per owner a day", validators=[InputRequired(), portal_setting],
+                                     description="Above it, playbooks skip that owner's customers for the day.",
+                                     widget=NumberInput(min=1))
+
     # The page's groups, in order.
     WEIGHTS = ("onboarding_weight", "activity_per_day", "activity_max", "success_weight", "volume_per_pr", "volume_max")
     BANDS = ("champion_min", "healthy_min", "needs_attention_min", "window_days")
     PORTAL = ("trigger_label", "pr_branch_prefix", "reengagement_days")
     RISK = ("risk_inactive_days", "risk_rejection_percent", "risk_blocker_days")
+    PLAYBOOKS = ("playbook_daily_cap",)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -113,7 +118,7 @@ class SettingsForm(FlaskForm):
         return valid
 
     def values(self) -> dict:
-        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL, *self.RISK)}
+        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL, *self.RISK, *self.PLAYBOOKS)}
 
 
 class MemberForm(FlaskForm):

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
-
 from .. import audit, clock
 from ..extensions import db
 from ..models import Customer, Feedback, Intervention
+from ..rule_tasks import insert_new
 from .analysis import DETRACTOR_MAX
 
 FOLLOW_UP_RULE = "detractor_follow_up"
@@ -25,17 +24,16 @@ def record(customer: Customer, values: dict, actor: str, user_id: int | None = N
 
 
 def follow_up(customer: Customer, item: Feedback, actor: str) -> Intervention | None:
-    """A task for the owner, due tomorrow; none while an earlier detractor follow-up is still open."""
-    open_task = db.session.scalar(select(Intervention.id).where(
-        Intervention.customer_id == customer.id, Intervention.rule == FOLLOW_UP_RULE, Intervention.status == "open"))
-    if open_task is not None:
-        return None
+    """A task for the owner, due tomorrow; none while an earlier detractor follow-up is still open or snoozed
+    (the database refuses a second one, so two answers at the same moment still make one task)."""
     comment = f" They said: {item.comment}" if item.comment else ""
-    task = Intervention(customer_id=customer.id, kind="task", title=f"Follow up on NPS {item.nps} (detractor)",
-                        body=f"{customer.organization} answered {item.nps} out of 10.{comment}",
-                        due_date=clock.today() + dt.timedelta(days=1), assignee_id=customer.owner_id,
-                        status="open", trigger="rule", rule=FOLLOW_UP_RULE)
-    db.session.add(task)
-    db.session.flush()
-    audit.created(actor, "interventions", f"{customer.public_id}/{task.id}")
-    return task
+    created = insert_new([{
+        "customer_id": customer.id, "kind": "task", "title": f"Follow up on NPS {item.nps} (detractor)",
+        "body": f"{customer.organization} answered {item.nps} out of 10.{comment}",
+        "due_date": clock.today() + dt.timedelta(days=1), "assignee_id": customer.owner_id, "status": "open",
+        "trigger": "rule", "rule": FOLLOW_UP_RULE, "created_at": clock.now()}])
+    if not created:
+        return None
+    [(task_id, _)] = created
+    audit.created(actor, "interventions", f"{customer.public_id}/{task_id}")
+    return db.session.get(Intervention, task_id)

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, exists, func, insert, select
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from .. import analytics, audit, explain, health, metrics
 from ..extensions import db
 from ..models import Customer, HealthScore, Intervention, format_id, utcnow
+from ..rule_tasks import PENDING, insert_new
 from .registry import Context
 
 RULE = "at_risk_playbook"
 ACTOR = "at-risk playbook"
 DUE_IN = dt.timedelta(days=2)
-# A snoozed task is still someone's to do: no second one while it waits.
-PENDING = ("open", "snoozed")
 
 
 def newly_at_risk(today: dt.date) -> Select:
@@ -65,8 +64,8 @@ def run(context: Context) -> dict[str, int]:
     tasks = [task_for(customer, current, previous, weights) for customer, current, previous in rows]
     if not tasks:
         return {"tasks": 0}
-    # One INSERT for all the tasks (the ORM would send one per row on SQLite); the ids come back for the audit log.
-    created = db.session.execute(insert(Intervention).returning(Intervention.id, Intervention.customer_id), tasks)
+    # One INSERT for all the tasks; the ids come back for the audit log.
+    created = insert_new(tasks)
     for task_id, customer_id in created:
         audit.created(ACTOR, "interventions", f"{format_id(Customer.PREFIX, customer_id)}/{task_id}")
-    return {"tasks": len(tasks)}
+    return {"tasks": len(created)}

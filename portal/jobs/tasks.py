@@ -52,6 +52,15 @@ def churn_model(context: Context) -> dict[str, int]:
     return as_counts(service.train_job(context.now, progress=context.progress), "version")
 
 
+def playbooks(context: Context) -> dict[str, int]:
+    from .. import analytics
+    from ..playbooks import service
+
+    analytics.ensure_todays_scores(context.today)
+    context.progress(0, None)
+    return service.start_active(context.now, "playbooks job")
+
+
 STANDARD_JOBS = [
     Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
         "Every hour at :05", {"minute": 5}, recalculate_health),
@@ -66,4 +75,6 @@ STANDARD_JOBS = [
     Job("churn_model", "Retrain the churn-risk model on the history up to now, as a new version.",
         "Sundays at 03:00", {"day_of_week": "sun", "hour": 3, "minute": 0}, churn_model,
         timeout=dt.timedelta(minutes=30)),
+    Job("playbooks", "Start every active playbook for the customers who qualify, within each owner's daily cap.",
+        "Daily at 07:30", {"hour": 7, "minute": 30}, playbooks),
 ]

@@ -1,0 +1,135 @@
+"""Starting playbooks: who qualifies today, the cap per owner, the interventions each start creates."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, exists, func, select
+
+from .. import audit, clock, risk, settings
+from ..extensions import db
+from ..metrics import label
+from ..models import Customer, HealthScore, Intervention, Playbook, User
+from ..rule_tasks import PENDING, insert_new
+from . import rules
+
+RULE_PREFIX = "playbook:"
+UNASSIGNED = "Nobody (unassigned)"
+
+
+@dataclass
+class RunResult:
+    created: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    cap: int = 0
+
+    def as_dict(self, day: dt.date) -> dict:
+        return {"day": day.isoformat(), "created": self.created, "skipped": self.skipped, "cap": self.cap}
+
+
+def eligible(playbook: Playbook, today: dt.date) -> Select:
+    """(customer, today's snapshot) of the active customers meeting the condition, with no pending task of the
+    playbook. Only a first sieve: the database's unique index is what refuses a second task."""
+    condition = playbook.condition or {}
+    pending = exists().where(Intervention.customer_id == Customer.id, Intervention.rule == playbook.rule,
+                             Intervention.kind == "task", Intervention.status.in_(PENDING))
+    query = (select(Customer, HealthScore)
+             .join(HealthScore, and_(HealthScore.customer_id == Customer.id, HealthScore.date == today))
+             .where(Customer.status == "active", ~pending).order_by(Customer.id))
+    for key, column in (("bands", HealthScore.status), ("stages", HealthScore.stage), ("cohorts", Customer.cohort)):
+        if condition.get(key):
+            query = query.where(column.in_(condition[key]))
+    if condition.get("min_days") is not None:
+        query = query.where(Customer.signup_date <= today - dt.timedelta(days=condition["min_days"]))
+    if condition.get("max_days") is not None:
+        query = query.where(Customer.signup_date >= today - dt.timedelta(days=condition["max_days"]))
+    return query
+
+
+def candidates(playbook: Playbook, today: dt.date) -> list[tuple[Customer, HealthScore]]:
+    rows = db.session.execute(eligible(playbook, today)).all()
+    signal = (playbook.condition or {}).get("signal")
+    if signal and rows:
+        raised = risk.signals([customer.id for customer, _ in rows], today)
+        rows = [row for row in rows if any(item.kind == signal for item in raised.get(row[0].id, []))]
+    return rows
+
+
+def tasks_given_today(today: dt.date) -> dict[int | None, int]:
+    """Playbook tasks each owner got on that day in the portal's zone, whichever playbook."""
+    since = dt.datetime.combine(today, dt.time(0), tzinfo=clock.zone())
+    return dict(db.session.execute(
+        select(Intervention.assignee_id, func.count())
+        .where(Intervention.kind == "task", Intervention.rule.startswith(RULE_PREFIX), Intervention.created_at >= since,
+               Intervention.created_at < since + dt.timedelta(days=1))
+        .group_by(Intervention.assignee_id)).all())
+
+
+def values_for(customer: Customer, snapshot: HealthScore, owner: str) -> dict:
+    return {"organization": customer.organization, "public_id": customer.public_id, "owner": owner,
+            "cohort": customer.cohort, "band": label(snapshot.status).lower(), "stage": label(snapshot.stage).lower(),
+            "score": snapshot.score}
+
+
+def step_rows(playbook: Playbook, customer: Customer, snapshot: HealthScore, owner: str, now: dt.datetime) -> list[dict]:
+    """The interventions of every step for one customer; the task first."""
+    values, today = values_for(customer, snapshot, owner), clock.local_date(now)
+    common = {"customer_id": customer.id, "trigger": "rule", "rule": playbook.rule, "created_at": now,
+              "assignee_id": customer.owner_id, "due_date": None, "completed_at": None}
+    rows = []
+    for step in playbook.steps:
+        if step["kind"] == "task":
+            rows.append({**common, "kind": "task", "status": "open", "title": rules.render(step["title"], values)[:200],
+                         "body": rules.render(step.get("body", ""), values),
+                         "due_date": today + dt.timedelta(days=step["due_days"])})
+        elif step["kind"] == "note":
+            rows.append({**common, "kind": "note", "status": "done", "title": f"{playbook.name[:150]}: note",
+                         "body": rules.render(step["text"], values), "completed_at": now})
+        elif step["kind"] == "email":
+            rows.append({**common, "kind": "email", "status": "done", "title": rules.render(step["subject"], values)[:200],
+                         "body": rules.render(step["text"], values), "completed_at": now})
+    return rows
+
+
+def queue_email_step(customer: Customer, step: dict) -> None:
+    """Hand a playbook's email (step with its subject and text already filled in) to the outbox.
+
+    The outbox (portal.emails.outbox) is not part of this code yet: the email is recorded as an intervention
+    of kind "email" only. Wire this to the outbox's queueing call when both are in one tree."""
+    return None
+
+
+def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None) -> RunResult:
+    """Start the playbook for every customer who qualifies on now's day, within each owner's daily cap."""
+    if not playbook.steps or playbook.steps[0]["kind"] != "task":
+        raise ValueError("a playbook's first step is its task: the no-duplicate rule and the lift count on it")
+    today = clock.local_date(now)
+    rows = candidates(playbook, today)
+    cap = settings.get("playbook_daily_cap")
+    owners = dict(db.session.execute(select(User.id, User.name)).all())
+    allocation = rules.within_cap(((row, row[0].owner_id) for row in rows), tasks_given_today(today), cap)
+    planned = {customer.id: (customer, step_rows(playbook, customer, snapshot, owners.get(customer.owner_id, ""), now))
+               for customer, snapshot in allocation.chosen}
+    created = insert_new([steps[0] for _, steps in planned.values()])
+    insert_new([row for _, customer_id in created for row in planned[customer_id][1][1:]])
+    for task_id, customer_id in created:
+        customer, steps = planned[customer_id]
+        audit.created(actor, "interventions", f"{customer.public_id}/{task_id}", user_id)
+        for row in steps[1:]:
+            if row["kind"] == "email":
+                queue_email_step(customer, {"subject": row["title"], "text": row["body"]})
+    result = RunResult(len(created), {owners.get(owner, UNASSIGNED): count
+                                      for owner, count in allocation.skipped.items()}, cap)
+    previous = playbook.last_run_at
+    playbook.last_run_at, playbook.last_result = now, result.as_dict(today)
+    audit.record(actor, "playbooks", str(playbook.id), {"last_run_at": (previous, now)}, user_id)
+    return result
+
+
+def start_active(now: dt.datetime, actor: str) -> dict[str, int]:
+    """Every active playbook, as the daily job runs them: counts for the job's record."""
+    created = skipped = 0
+    for playbook in db.session.scalars(select(Playbook).where(Playbook.active).order_by(Playbook.id)):
+        result = start(playbook, now, actor)
+        created, skipped = created + result.created, skipped + sum(result.skipped.values())
+    return {"tasks": created, "skipped": skipped}

@@ -1,0 +1,26 @@
+"""Tasks made by rules (the at-risk playbook, the detractor follow-up, playbooks): at most one pending task per
+rule and customer, decided by the database's partial unique index uq_interventions_pending_rule."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import Intervention
+from .sql import dialect
+
+# A snoozed task is still someone's to do: no second one while it waits.
+PENDING = ("open", "snoozed")
+
+
+def insert_new(tasks: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """Insert the tasks in one statement; a task whose customer already has a pending one of the same rule is
+    left out by the database (ON CONFLICT DO NOTHING), even when a concurrent run inserted it a moment ago.
+    Returns (task id, customer id) of the tasks inserted."""
+    if not tasks:
+        return []
+    insert = postgresql.insert if dialect() == "postgresql" else sqlite.insert
+    statement = (insert(Intervention).values(list(tasks)).on_conflict_do_nothing()
+                 .returning(Intervention.id, Intervention.customer_id))
+    return [(task_id, customer_id) for task_id, customer_id in db.session.execute(statement)]
