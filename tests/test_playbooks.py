@@ -15,7 +15,8 @@ from portal.customers import service as customers
 from portal.extensions import db
 from portal.jobs import runs
 from portal.jobs.tasks import STANDARD_JOBS
-from portal.models import AuditLog, Customer, HealthScore, Intervention, Playbook, User
+from portal.emails import render
+from portal.models import AuditLog, Customer, EmailNotification, HealthScore, Intervention, Playbook, User
 from portal.playbooks import catalog, rules, service
 from tests.conftest import add_user, csrf_token, make_app
 
@@ -82,6 +83,12 @@ def test_a_start_creates_the_task_note_and_email_for_each_customer_who_qualifies
     assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.table_name == "interventions", AuditLog.record_id == f"{match.public_id}/{task.id}")) == 1
     assert book.last_result == {"day": "2027-03-10", "created": 1, "skipped": {}, "cap": 10}
+    [queued] = db.session.scalars(select(EmailNotification).where(EmailNotification.kind == "playbook")).all()
+    assert (queued.customer_id, queued.subject, queued.recipient) == (match.id, "Need a hand, Org 1?", "c1@example.com")
+    assert queued.payload["text"].startswith("Hello Org 1") and queued.dedupe_key.endswith(f":task{task.id}")
+    message = render.render(queued, match)
+    assert message.subject == "Need a hand, Org 1?" and "Hello Org 1" in message.text and "Hello Org 1" in message.html
+    assert "List-Unsubscribe" in message.headers
 
 
 def test_a_risk_signal_narrows_the_condition(ctx, owner):

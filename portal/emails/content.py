@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-KINDS = ("milestone", "weekly_summary", "team_digest", "reengagement", "nps_survey")
+KINDS = ("milestone", "weekly_summary", "team_digest", "reengagement", "nps_survey", "playbook")
 # Milestone names (ConvertKit tag milestone_<name>) in onboarding order; each onboarding step but the
 # first reaches the milestone of the same name (the welcome email is what ticks the first step).
 MILESTONES = ("welcome", "account_created", "github_action_installed", "first_issue_tagged",
@@ -30,6 +30,8 @@ SUBJECTS = {
 def subject(kind: str, payload: dict) -> str:
     if kind == "milestone":
         return MILESTONE_SUBJECTS[payload["milestone"]]
+    if kind == "playbook":  # written by the team in the playbook's email step
+        return str(payload.get("subject", ""))[:200]
     return SUBJECTS[kind]
 
 

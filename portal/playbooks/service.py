@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, and_, exists, func, select
 
 from .. import audit, clock, risk, settings
+from ..emails import outbox
 from ..extensions import db
 from ..metrics import label
 from ..models import Customer, HealthScore, Intervention, Playbook, User
@@ -91,12 +92,12 @@ def step_rows(playbook: Playbook, customer: Customer, snapshot: HealthScore, own
     return rows
 
 
-def queue_email_step(customer: Customer, step: dict) -> None:
-    """Hand a playbook's email (step with its subject and text already filled in) to the outbox.
-
-    The outbox (portal.emails.outbox) is not part of this code yet: the email is recorded as an intervention
-    of kind "email" only. Wire this to the outbox's queueing call when both are in one tree."""
-    return None
+def queue_email_step(customer: Customer, step: dict, task_id: int) -> None:
+    """Hand a playbook's email (step with its subject and text already filled in) to the outbox, once per start
+    of the playbook for this customer (the start's task names it); the outbox's suppression rules still apply."""
+    outbox.queue_rows([{"customer_id": customer.id, "kind": "playbook", "recipient": customer.email,
+                        "dedupe_key": f"playbook:{customer.public_id}:task{task_id}",
+                        "payload": {"subject": step["subject"], "text": step["text"]}}])
 
 
 def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None) -> RunResult:
@@ -117,7 +118,7 @@ def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None 
         audit.created(actor, "interventions", f"{customer.public_id}/{task_id}", user_id)
         for row in steps[1:]:
             if row["kind"] == "email":
-                queue_email_step(customer, {"subject": row["title"], "text": row["body"]})
+                queue_email_step(customer, {"subject": row["title"], "text": row["body"]}, task_id)
     result = RunResult(len(created), {owners.get(owner, UNASSIGNED): count
                                       for owner, count in allocation.skipped.items()}, cap)
     previous = playbook.last_run_at
