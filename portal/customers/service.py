@@ -145,6 +145,7 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     Core statements, not ORM objects: every webhook delivery runs this (benchmarks/bench_webhooks.py).
     """
     day = day or clock.today()
+    counts = {count: counts.get(count, 0) for count in Engagement.COUNTS}  # a count left out adds nothing
     key = {"customer_id": customer_id, "date": day}
     existed = db.session.execute(select(Engagement.id).filter_by(**key)).first() is not None
     after = upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS,
