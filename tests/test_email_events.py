@@ -267,6 +267,15 @@ def test_the_message_id_matches_whole_or_before_the_first_dot(client, email, ctx
     assert status(email) == "opened"
 
 
+def test_the_message_id_header_the_portal_set_matches_when_the_provider_id_does_not(client, email, ctx):
+    """SMTP delivery records the Message-ID it set; the provider echoes it as smtp-id beside its own id."""
+    db.session.get(EmailNotification, email).provider_message_id = "1a2b3c@portal.example"
+    db.session.commit()
+    item = {**event("delivered", message_id="provider-own-id.filter0001"), "smtp-id": "<1a2b3c@portal.example>"}
+    assert post(client, [item]).get_json() == {"processed": 1, "duplicate": 0, "unmatched": 0}
+    assert status(email) == "delivered"
+
+
 def test_a_repeated_sg_event_id_changes_nothing(client, email):
     first = post(client, [event("delivered", event_id="e1")])
     assert first.get_json() == {"processed": 1, "duplicate": 0, "unmatched": 0}

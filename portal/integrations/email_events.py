@@ -102,6 +102,14 @@ class EmailEvent:
     event: str
     message_id: str | None
     payload: dict
+    smtp_id: str | None = None  # the Message-ID header the portal set, as the provider echoes it
+
+    def ids(self) -> tuple[str, ...]:
+        """Every provider message id this event may be stored under: its sg_message_id (whole, and before the
+        first '.'), then the Message-ID header without its angle brackets (what SMTP delivery records)."""
+        found = candidates(self.message_id)
+        header = (self.smtp_id or "").strip().strip("<>").strip()
+        return found + (header,) if header and header not in found else found
 
     @property
     def status(self) -> str | None:
@@ -151,5 +159,6 @@ def parse(raw: bytes) -> list[EmailEvent]:
             event=_string(item, "event", index, MAX_EVENT_NAME),
             message_id=_string(item, "sg_message_id", index, MAX_MESSAGE_ID, required=False),
             payload=item,
+            smtp_id=_string(item, "smtp-id", index, MAX_MESSAGE_ID + 2, required=False),
         ))
     return events

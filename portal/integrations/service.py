@@ -162,7 +162,7 @@ def apply_stored(event: Event, customer: Customer, actor: str) -> None:
 
 def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailNotification]:
     """The notifications the events name, by provider message id."""
-    wanted = {candidate for item in events for candidate in email_events.candidates(item.message_id)}
+    wanted = {candidate for item in events for candidate in item.ids()}
     if not wanted:
         return {}
     found = db.session.scalars(select(EmailNotification).where(EmailNotification.provider_message_id.in_(wanted)))
@@ -199,7 +199,7 @@ def apply_email_events(events: list[email_events.EmailEvent]) -> dict[str, int]:
     counts = {"processed": 0, "duplicate": 0, "unmatched": 0}
     notifications, moves = notifications_for(events), []
     for item in sorted(events, key=lambda event: event.event_id):
-        notification = next((notifications[c] for c in email_events.candidates(item.message_id)
+        notification = next((notifications[c] for c in item.ids()
                              if c in notifications), None)
         event_id = store_email_event(item, notification)
         if event_id is None:
