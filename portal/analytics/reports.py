@@ -15,6 +15,7 @@ from sqlalchemy import Date, Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .. import metrics
+from ..customers.queries import owned_by
 from ..extensions import db
 from ..models import Customer, Engagement, HealthScore, Onboarding
 
@@ -47,11 +48,7 @@ class Filters:
             where.append(Customer.cohort == self.cohort)
         if self.industry:
             where.append(Customer.industry == self.industry)
-        if self.owner == "none":
-            where.append(Customer.owner_id.is_(None))
-        elif self.owner.isdigit():
-            where.append(Customer.owner_id == int(self.owner))
-        return where
+        return where + owned_by(self.owner)
 
 
 def week_start(day: dt.date) -> dt.date:

@@ -73,6 +73,13 @@ class Filters:
         return self.args(sort=column, dir="desc" if descending else "", page=1)
 
 
+def owned_by(owner: str) -> list:
+    """The condition of an owner filter: "none" for nobody, a user id, or anything else for anyone."""
+    if owner == "none":
+        return [Customer.owner_id.is_(None)]
+    return [Customer.owner_id == int(owner)] if owner.isdigit() else []
+
+
 def conditions(filters: Filters) -> tuple[list, bool]:
     """The WHERE clauses of the filters, and whether they need today's health snapshot."""
     where = []
@@ -84,10 +91,7 @@ def conditions(filters: Filters) -> tuple[list, bool]:
         where.append(Customer.cohort == filters.cohort)
     if filters.status:
         where.append(Customer.status == filters.status)
-    if filters.owner == "none":
-        where.append(Customer.owner_id.is_(None))
-    elif filters.owner.isdigit():
-        where.append(Customer.owner_id == int(filters.owner))
+    where += owned_by(filters.owner)
     if filters.stage:
         where.append(HealthScore.stage == filters.stage)
     if filters.band:

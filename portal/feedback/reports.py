@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from ..analytics.reports import Table
+from ..analytics.reports import Filters, Table
 from ..extensions import db
 from ..models import Customer, Feedback, User
 from . import analysis
@@ -21,14 +21,9 @@ def answers(start: dt.date, end: dt.date, cohort: str = "", owner: str = "") -> 
         .outerjoin(User, User.id == Customer.owner_id)
         .where(Feedback.created_at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc),
                Feedback.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
+        .where(*Filters(start, end, cohort, owner).customer_conditions())
         .order_by(Feedback.created_at)
     )
-    if cohort:
-        query = query.where(Customer.cohort == cohort)
-    if owner == "none":
-        query = query.where(Customer.owner_id.is_(None))
-    elif owner.isdigit():
-        query = query.where(Customer.owner_id == int(owner))
     return db.session.execute(query).all()
 
 
