@@ -22,16 +22,17 @@ TABLES = {"retention": reports.retention, "funnel": reports.funnel, "migration":
 
 
 def read_filters(args: MultiDict, default_days: int = DEFAULT_DAYS) -> tuple[reports.Filters, dict[str, str]]:
-    """The filters of the query string; a bad date is reported by field and the default used instead."""
+    """The filters of the query string; a bad date is reported by field and the default used instead. Without a
+    start, the range is the default_days up to the end (today unless given)."""
     errors: dict[str, str] = {}
-    today = clock.today()
-    dates = {"end": today, "start": today - dt.timedelta(days=default_days - 1)}
+    dates = {"end": clock.today(), "start": None}
     for name in ("end", "start"):
         if args.get(name, "").strip():
             try:
                 dates[name] = iso_date(args[name], name)
             except ValidationError as error:
                 errors[name] = str(error)
+    dates["start"] = dates["start"] or dates["end"] - dt.timedelta(days=default_days - 1)
     if dates["start"] > dates["end"] or (dates["end"] - dates["start"]).days >= MAX_DAYS:
         errors["start"] = f"start must be on or before end, at most {MAX_DAYS} days before it"
         dates["start"] = dates["end"] - dt.timedelta(days=default_days - 1)
