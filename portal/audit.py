@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from sqlalchemy import insert
+
 from .extensions import db
 from .models import AuditLog
+
+INSERT = insert(AuditLog.__table__)
 
 
 def _text(value: Any) -> str | None:
@@ -27,13 +31,14 @@ def apply_changes(record: Any, values: Mapping[str, Any]) -> dict[str, tuple[Any
 
 
 def record(actor: str, table: str, record_id: str, changes: Mapping[str, tuple[Any, Any]], user_id: int | None = None) -> None:
-    for field, (old, new) in changes.items():
-        db.session.add(
-            AuditLog(
-                actor=actor, user_id=user_id, table_name=table, record_id=record_id,
-                field=field, old_value=_text(old), new_value=_text(new),
-            )
-        )
+    """One row per changed field, inserted at once in the caller's transaction: a plain INSERT rather than ORM
+    objects, since nothing reads them back before the commit and every webhook delivery writes some."""
+    if not changes:
+        return
+    db.session.execute(INSERT, [
+        {"actor": actor, "user_id": user_id, "table_name": table, "record_id": record_id,
+         "field": field, "old_value": _text(old), "new_value": _text(new)}
+        for field, (old, new) in changes.items()])
 
 
 def created(actor: str, table: str, record_id: str, user_id: int | None = None) -> None:

@@ -16,9 +16,12 @@ STEP_COLUMNS = [getattr(Onboarding, step) for step in metrics.STEPS]
 COMPLETED_ON = "health_completed_on"
 
 
+NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
+
+
 def current_settings() -> HealthSettings:
     """The newest version of the health settings, created with the SPEC defaults if none exists."""
-    settings = db.session.scalars(select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)).first()
+    settings = db.session.scalars(NEWEST_SETTINGS).first()
     if settings is None:
         settings = HealthSettings(version=1, **vars(metrics.Weights()))
         db.session.add(settings)

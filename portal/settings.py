@@ -32,8 +32,11 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 }
 
 
+STORED = select(AppSetting.__table__.c.key, AppSetting.__table__.c.value)  # plain rows: every webhook reads them
+
+
 def current() -> dict[str, Any]:
-    stored = {row.key: row.value for row in db.session.scalars(select(AppSetting))}
+    stored = dict(db.session.execute(STORED).all())
     return {key: parse(stored[key]) if key in stored else default for key, (default, parse) in SETTINGS.items()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -19,7 +19,9 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str],
     """INSERT ... ON CONFLICT (keys) DO UPDATE: atomic on both databases, one statement for many rows.
 
     replace: columns that take the new row's value; add: columns the new row's value is added to.
-    returning: columns of the stored rows to return; the result is returned, None without rows.
+    returning: columns of the stored rows to return; the result is returned, None without rows. On
+    PostgreSQL the result also says whether each row was `inserted` (its xmax is 0 only when this
+    statement created it); on SQLite that column is NULL.
     """
     if isinstance(replace, Mapping):  # the former {column: expression} form: say so rather than replace silently
         raise TypeError("upsert() takes column names: replace= for the new value, add= to add it to the stored one")
@@ -37,7 +39,10 @@ def upsert_statement(table: Table, keys: tuple[str, ...], replace: tuple[str, ..
     values = {name: statement.excluded[name] for name in replace}
     values.update({name: table.c[name] + statement.excluded[name] for name in add})
     statement = statement.on_conflict_do_update(index_elements=list(keys), set_=values)
-    return statement.returning(*(table.c[name] for name in returning)) if returning else statement
+    if not returning:
+        return statement
+    inserted = literal_column("xmax = 0" if dialect_name == "postgresql" else "NULL").label("inserted")
+    return statement.returning(*(table.c[name] for name in returning), inserted)
 
 
 def sync_sequences(*tables: Table) -> None:

@@ -16,7 +16,7 @@ from ..extensions import db
 from ..emails import content as email_content, outbox
 from ..integrations.signatures import key_hash
 from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, User, format_id
-from ..sql import upsert
+from ..sql import dialect, upsert
 from ..validation import ValidationError
 
 
@@ -147,14 +147,16 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     day = day or clock.today()
     counts = {count: counts.get(count, 0) for count in Engagement.COUNTS}  # a count left out adds nothing
     key = {"customer_id": customer_id, "date": day}
-    existed = db.session.execute(select(Engagement.id).filter_by(**key)).first() is not None
+    # PostgreSQL says whether the upsert created the row; SQLite is asked beforehand (in-process, so cheap).
+    existed = None if dialect() == "postgresql" else db.session.execute(select(Engagement.id).filter_by(**key)).first()
     after = upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS,
                    returning=("id", *Engagement.COUNTS)).one()
+    created = after.inserted if after.inserted is not None else existed is None
     # The totals before are the returned ones less what was added: exact even when another writer came first.
     changes = {count: (getattr(after, count) - counts[count], getattr(after, count))
                for count in Engagement.COUNTS if counts[count]}
     public_id = format_id(Engagement.PREFIX, after.id)
-    if not existed:
+    if created:
         audit.created(actor, "engagement", public_id, user_id)
     audit.record(actor, "engagement", public_id, changes, user_id)
     return after.id

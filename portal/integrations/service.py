@@ -5,20 +5,21 @@ the same delivery at once apply it once: the second insert waits for the first a
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import joinedload
 
 from .. import clock, health, settings, validation
 from ..customers import service as customers
 from ..extensions import db
-from ..models import Customer, EmailNotification, Engagement, Event, format_id
+from ..models import Customer, EmailNotification, Engagement, Event, Onboarding, format_id
+from ..sql import dialect
 from . import email_events, github, landing, signatures
 from .landing import LandingEvent
 from .track import TrackEvent
@@ -38,21 +39,20 @@ RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sen
 
 
 def receive(source: str, delivery_id: str, event_type: str, payload: dict,
-            handle: Callable[[], tuple[str, int | None]], known: Customer | None = None) -> Receipt:
+            handle: Callable[[], tuple[str, int | None]], known: int | None = None) -> Receipt:
     """Store the event unless it is a replay, let handle() apply it and name (outcome, customer id),
-    recalculate that customer's health, commit. The customer known beforehand is stored with the event,
-    so the usual delivery costs no UPDATE of it."""
-    stored_customer = known.id if known else None
+    recalculate that customer's health, commit. The customer known beforehand (its id) is stored with the
+    event, so the usual delivery costs no UPDATE of it."""
     try:
         event_id = insert_new_event({"source": source, "delivery_id": delivery_id, "event_type": event_type,
-                                     "payload": payload, "customer_id": stored_customer})
+                                     "payload": payload, "customer_id": known})
         if event_id is None:
             db.session.rollback()
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
         health_settings = health.current_settings()
         outcome, customer_id = handle()
-        if (outcome, customer_id) != ("processed", stored_customer):
+        if (outcome, customer_id) != ("processed", known):
             db.session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
@@ -69,22 +69,41 @@ def receive(source: str, delivery_id: str, event_type: str, payload: dict,
     return Receipt(outcome, format_id(Customer.PREFIX, customer_id) if customer_id else None)
 
 
-def apply(customer: Customer, actor: str, step: str | None = None, when=None,
-          counts: dict | None = None, day=None) -> None:
-    if step:
-        customers.set_step(customer, step, True, actor, when=when)
+def apply(customer_id: int, actor: str, step: str | None = None, when=None,
+          counts: dict | None = None, day=None, steps_done: Mapping[str, bool] | None = None) -> None:
+    """Tick the step and add the counts. steps_done: the customer's steps as already read, so that a delivery
+    whose step is ticked (nearly all of them) loads no Customer object at all."""
+    if step and not (steps_done or {}).get(step):
+        customers.set_step(db.session.get(Customer, customer_id), step, True, actor, when=when)
     if counts:
-        customers.add_counts(customer.id, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day)
+        customers.add_counts(customer_id, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day)
 
 
-def customer_by_login(logins: tuple[str, ...]) -> Customer | None:
+@dataclass(frozen=True)
+class Match:
+    """The customer a GitHub delivery names: its id and which onboarding steps it has done."""
+
+    id: int
+    steps_done: Mapping[str, bool]
+
+
+@functools.cache
+def login_lookup() -> Select:
+    """The customers whose lower-cased login is one of :logins, with their steps. Built once: building a statement
+    costs more than running it, and every delivery runs this one."""
+    login = func.lower(Customer.github_username)
+    return (select(Customer.id, login.label("login"), *health.STEP_COLUMNS)
+            .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
+            .where(login.in_(bindparam("logins", expanding=True))))
+
+
+def customer_by_login(logins: tuple[str, ...]) -> Match | None:
     """The customer of the first login that names one."""
     if not logins:
         return None
-    found = db.session.scalars(select(Customer).options(joinedload(Customer.onboarding))  # set_step reads it
-                               .where(func.lower(Customer.github_username).in_(logins))).all()
-    by_login = {customer.github_username.lower(): customer for customer in found}
-    return next((by_login[login] for login in logins if login in by_login), None)
+    found = {row.login: row for row in db.session.execute(login_lookup(), {"logins": list(logins)})}
+    row = next((found[login] for login in logins if login in found), None)
+    return Match(row.id, health.steps_of(row)) if row else None
 
 
 def customer_by_email(email: str) -> Customer | None:
@@ -108,19 +127,20 @@ def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
             return "ignored", customer.id if customer else None
         if customer is None:
             return "unmatched", None
-        apply(customer, "github", effect.step, effect.when, dict(effect.counts), effect.day)
+        apply(customer.id, "github", effect.step, effect.when, dict(effect.counts), effect.day, customer.steps_done)
         return "processed", customer.id
 
-    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, customer)
+    known = customer.id if customer else None
+    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, known)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict) -> Receipt:
     def handle() -> tuple[str, int | None]:
-        apply(customer, "action", request.step, counts=dict(request.counts))
+        apply(customer.id, "action", request.step, counts=dict(request.counts))
         return "processed", customer.id
 
     delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
-    return receive("action", delivery_id, request.event_type, payload, handle, customer)
+    return receive("action", delivery_id, request.event_type, payload, handle, customer.id)
 
 
 def signup(request: LandingEvent) -> Customer:
@@ -140,7 +160,7 @@ def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> R
         customer = customer_by_email(request.email)
         if customer is None:
             return "unmatched", None
-        apply(customer, "landing", "account_created", request.occurred_at)
+        apply(customer.id, "landing", "account_created", request.occurred_at)
         return "processed", customer.id
 
     return receive("landing", delivery_id, request.event, payload, handle)
@@ -152,9 +172,9 @@ def apply_stored(event: Event, customer: Customer, actor: str) -> None:
         name = event.event_type.partition(".")[0]  # stored as "issues.labeled"
         effect = github.effect_of(name, event.payload, settings.current())
         if effect.kind == "apply":
-            apply(customer, actor, effect.step, effect.when, dict(effect.counts), effect.day)
+            apply(customer.id, actor, effect.step, effect.when, dict(effect.counts), effect.day)
     elif event.source == "landing" and event.event_type == "account_created":
-        apply(customer, actor, "account_created", landing.parse(event.payload).occurred_at)
+        apply(customer.id, actor, "account_created", landing.parse(event.payload).occurred_at)
 
 
 # The email provider's event webhook: a whole array in one transaction.
@@ -171,10 +191,16 @@ def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailN
 
 def insert_new_event(values: dict) -> int | None:
     """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(Event).values(**values)
-                 .on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(Event.id))
-    return db.session.execute(statement).scalar()
+    return db.session.execute(new_event_statement(dialect()), values).scalar()
+
+
+@functools.cache
+def new_event_statement(dialect_name: str):
+    """INSERT ... ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, its columns those of the values it is
+    executed with; built once per database."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    events = Event.__table__
+    return insert(events).on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(events.c.id)
 
 
 def advance_notification(notification_id: int, status: str) -> bool:
