@@ -6,6 +6,7 @@ from playwright.sync_api import Page, expect
 
 from portal.customers import service
 from portal.extensions import db
+from portal.models import Event
 
 from .conftest import add_user
 
@@ -68,3 +69,24 @@ def test_dashboard_charts_draw_without_console_errors(page: Page, live_server, s
         assert charts.nth(index).bounding_box()["height"] > 100
     expect(page.get_by_role("img", name=re.compile("onboarding step"))).to_be_visible()
     assert errors == []
+
+
+def test_events_filter_as_you_type(page: Page, live_server, app):
+    """Typing in a filter field narrows the events log without pressing Apply, and the URL follows."""
+    with app.app_context():
+        add_user()
+        db.session.add_all([Event(source="github", delivery_id=f"d{number}", event_type=event_type, payload={})
+                            for number, event_type in enumerate(["issues.labeled", "pull_request.opened", "ping"])])
+        db.session.commit()
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    page.goto(live_server + "/events")
+    expect(page.locator("#events-table tbody tr")).to_have_count(3)
+    page.get_by_label("Type").fill("pull_request")
+    expect(page.locator("#events-table tbody tr")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"type=pull_request"))
+    page.get_by_label("Outcome").select_option("unmatched")
+    expect(page.get_by_text("No event matches.")).to_be_visible()
