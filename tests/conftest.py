@@ -138,6 +138,17 @@ def add_user(email="admin@example.com", name="Ada Admin", role="admin", password
     return user
 
 
+def sign_in_browser(page, live_server: str, email="admin@example.com", password="correct horse battery") -> None:
+    """Sign in through the real /login form in the browser and wait for the dashboard."""
+    from playwright.sync_api import expect
+
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 

@@ -8,7 +8,7 @@ from portal.customers import service
 from portal.extensions import db
 from portal.models import Event
 
-from .conftest import add_user
+from .conftest import add_user, sign_in_browser
 
 pytestmark = pytest.mark.browser
 
@@ -43,11 +43,7 @@ def test_pages_load_no_blocked_resources(page: Page, live_server, seeded):
     """The strict CSP blocks nothing the pages need (a blocked style or script logs a console error)."""
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill("admin@example.com")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    sign_in_browser(page, live_server)
     assert errors == []
 
 
@@ -56,11 +52,7 @@ def test_dashboard_charts_draw_without_console_errors(page: Page, live_server, s
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill("admin@example.com")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    sign_in_browser(page, live_server)
     charts = page.locator("canvas[data-chart]")
     expect(charts).to_have_count(5)
     for index in range(5):
@@ -78,11 +70,7 @@ def test_events_filter_as_you_type(page: Page, live_server, app):
         db.session.add_all([Event(source="github", delivery_id=f"d{number}", event_type=event_type, payload={})
                             for number, event_type in enumerate(["issues.labeled", "pull_request.opened", "ping"])])
         db.session.commit()
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill("admin@example.com")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    sign_in_browser(page, live_server)
     page.goto(live_server + "/events")
     expect(page.locator("#events-table tbody tr")).to_have_count(3)
     page.get_by_label("Type").fill("pull_request")

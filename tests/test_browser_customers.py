@@ -8,7 +8,7 @@ from portal import metrics
 from portal.customers import service
 from portal.extensions import db
 
-from .conftest import add_user
+from .conftest import add_user, sign_in_browser
 
 pytestmark = pytest.mark.browser
 
@@ -24,11 +24,7 @@ def signed_in(app, page: Page, live_server):
             for step in metrics.STEPS[:number % 4]:
                 service.set_step(customer, step, True, actor="test")
         db.session.commit()
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill("member@example.com")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    sign_in_browser(page, live_server, "member@example.com")
     return live_server
 
 

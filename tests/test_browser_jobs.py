@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from portal.jobs.registry import Job
 from portal.jobs.scheduler import scheduler
 
-from .conftest import add_user
+from .conftest import add_user, sign_in_browser
 
 pytestmark = pytest.mark.browser
 
@@ -29,11 +29,7 @@ def test_run_now_shows_live_progress_then_the_outcome(page: Page, live_server, a
         add_user()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill("admin@example.com")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    sign_in_browser(page, live_server)
     page.goto(live_server + "/jobs")
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
     card = page.locator("#job-probe")
