@@ -119,4 +119,5 @@ def test_page_csv_access_and_escaping(app, client, auth):
     assert rows == [["Cohort", "Responses", "Promoters", "Passives", "Detractors", "NPS"],
                     ["<script>c</script>", "1", "0", "0", "1", "-100"]]
     assert client.get("/feedback/passwords.csv").status_code == 404
-    assert 'id="a-start-error"' in client.get("/feedback?start=nope").get_data(as_text=True)
+    page = client.get("/feedback?start=nope").get_data(as_text=True)
+    assert 'id="a-start-error"' in page and 'aria-describedby="a-start-error"' in page
