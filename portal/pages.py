@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import render_template
+from flask import render_template, request, url_for
 from sqlalchemy import Select, func, select
 
 from .extensions import db, htmx
@@ -17,6 +17,15 @@ def wants_fragment() -> bool:
 def fragment_or_page(partial: str, whole: str, **context):
     response = render_template(partial if wants_fragment() else whole, **context)
     return response, 200, {"Vary": "HX-Request"}
+
+
+def filtered_list(queries, partial: str, whole: str, **context):
+    """A log page filtered from its query string and paged: `queries` is its module, with a Filters class
+    (from_args, conditions, args, page) and paginate(conditions, page). Links to other pages keep the filters."""
+    filters = queries.Filters.from_args(request.args)
+    page = queries.paginate(filters.conditions(), filters.page)
+    return fragment_or_page(partial, whole, filters=filters, page=page, **context,
+                            page_link=lambda number: url_for(".index", **filters.args(page=number)))
 
 
 @dataclass

@@ -1,14 +1,14 @@
 """The email log: filter, read one message, re-send a failed one; and the customer page's survey button."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ..auth import actor, editor_required, login_required
 from ..customers.table import get_customer_or_404
 from ..extensions import db
 from ..events.views import public_ids
 from ..models import EMAIL_STATUSES, EmailNotification
-from ..pages import fragment_or_page
+from ..pages import filtered_list
 from . import queries, service
 from .content import KINDS
 
@@ -21,11 +21,8 @@ bp.context_processor(public_ids)  # customer_public_id() in the templates, as on
 @bp.get("/emails")
 @login_required
 def index():
-    filters = queries.Filters.from_args(request.args)
-    page = queries.paginate(filters.conditions(), filters.page)
-    return fragment_or_page("emails/_rows.html", "emails/index.html", filters=filters, page=page,
-                            statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(),
-                            page_link=lambda number: url_for(".index", **filters.args(page=number)))
+    return filtered_list(queries, "emails/_rows.html", "emails/index.html",
+                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts())
 
 
 @bp.get("/emails/<int:email_id>")

@@ -9,7 +9,7 @@ from ..customers import service as customers
 from ..customers.table import get_customer_or_404
 from ..extensions import db
 from ..models import EVENT_OUTCOMES, EVENT_SOURCES, Customer, Event, format_id
-from ..pages import fragment_or_page
+from ..pages import filtered_list, fragment_or_page
 from ..validation import ValidationError
 from . import queries, service
 
@@ -24,11 +24,8 @@ def public_ids() -> dict:
 @bp.get("/events")
 @login_required
 def index():
-    filters = queries.Filters.from_args(request.args)
-    page = queries.paginate(filters.conditions(), filters.page)
-    return fragment_or_page("events/_rows.html", "events/index.html", filters=filters, page=page,
-                            sources=EVENT_SOURCES, outcomes=EVENT_OUTCOMES, types=queries.event_types(),
-                            page_link=lambda number: url_for(".index", **filters.args(page=number)))
+    return filtered_list(queries, "events/_rows.html", "events/index.html",
+                         sources=EVENT_SOURCES, outcomes=EVENT_OUTCOMES, types=queries.event_types())
 
 
 @bp.get("/events/<int:event_id>")
