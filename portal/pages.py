@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from flask import render_template, request, url_for
 from sqlalchemy import Select, func, select
 
 from .extensions import db, htmx
+from .validation import ValidationError
 
 
 def wants_fragment() -> bool:
@@ -26,6 +28,18 @@ def filtered_list(queries, partial: str, whole: str, **context):
     page = queries.paginate(filters.conditions(), filters.page)
     return fragment_or_page(partial, whole, filters=filters, page=page, **context,
                             page_link=lambda number: url_for(".index", **filters.args(page=number)))
+
+
+def saved_or_refused(change: Callable[[], object], render: Callable[..., object], refused_status: int = 422):
+    """Make the change and commit, then render(); when it raises ValidationError, nothing is kept and
+    render(error message, refused_status) shows why, in the piece of the page the form belongs to."""
+    try:
+        change()
+    except ValidationError as error:
+        db.session.rollback()
+        return render(str(error), refused_status)
+    db.session.commit()
+    return render()
 
 
 @dataclass

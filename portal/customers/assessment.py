@@ -6,6 +6,7 @@ in its own table, which recalculation never writes, so it holds until it expires
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 from flask import render_template, request
 
@@ -14,6 +15,7 @@ from ..auth import actor, editor_required
 from ..extensions import db
 from ..models import SENTIMENTS, Assessment, Customer
 from ..validation import ValidationError
+from ..pages import saved_or_refused
 from .table import bp, get_customer_or_404
 
 MAX_OVERRIDE_DAYS = 365
@@ -68,27 +70,20 @@ def card(customer: Customer, error: str | None = None, status: int = 200):
 @editor_required
 def sentiment(customer_id: str):
     customer = get_customer_or_404(customer_id)
-    try:
-        set_sentiment(customer, request.form.get("sentiment", ""), *actor())
-    except ValidationError as error:
-        db.session.rollback()
-        return card(customer, str(error), 422)
-    db.session.commit()
-    return card(customer)
+    return saved_or_refused(lambda: set_sentiment(customer, request.form.get("sentiment", ""), *actor()),
+                            partial(card, customer))
 
 
 @bp.post("/<customer_id>/override")
 @editor_required
 def override(customer_id: str):
     customer = get_customer_or_404(customer_id)
-    if request.form.get("action") == "remove":
-        clear_override(customer, *actor())
-    else:
-        try:
+
+    def change() -> None:
+        if request.form.get("action") == "remove":
+            clear_override(customer, *actor())
+        else:
             set_override(customer, request.form.get("band", ""), request.form.get("reason", ""),
                          request.form.get("until", ""), *actor())
-        except ValidationError as error:
-            db.session.rollback()
-            return card(customer, str(error), 422)
-    db.session.commit()
-    return card(customer)
+
+    return saved_or_refused(change, partial(card, customer))

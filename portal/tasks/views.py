@@ -1,6 +1,8 @@
 """The tasks page `/tasks` (mine by default) and the complete / snooze buttons shared with the customer page."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 
@@ -8,7 +10,7 @@ from .. import clock, pages
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
 from ..models import Customer, Intervention
-from ..validation import ValidationError, page_number
+from ..validation import page_number
 from . import service
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -46,13 +48,7 @@ def render_task(task: Intervention, error: str | None = None, status: int = 200)
 @editor_required
 def complete(task_id: int):
     task = task_or_404(task_id)
-    try:
-        service.complete(task, *actor())
-    except ValidationError as error:
-        db.session.rollback()
-        return render_task(task, str(error), 409)
-    db.session.commit()
-    return render_task(task)
+    return pages.saved_or_refused(lambda: service.complete(task, *actor()), partial(render_task, task), 409)
 
 
 @bp.post("/<int:task_id>/snooze")
@@ -60,10 +56,5 @@ def complete(task_id: int):
 def snooze(task_id: int):
     task = task_or_404(task_id)
     days = request.form.get("days", "")
-    try:
-        service.snooze(task, int(days) if days.isdigit() else 0, *actor())
-    except ValidationError as error:
-        db.session.rollback()
-        return render_task(task, str(error), 422)
-    db.session.commit()
-    return render_task(task)
+    return pages.saved_or_refused(lambda: service.snooze(task, int(days) if days.isdigit() else 0, *actor()),
+                                  partial(render_task, task))
