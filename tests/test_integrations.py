@@ -1,18 +1,22 @@
 """The inbound endpoints through the Flask test client: GitHub, the metrics API and the landing site."""
 import datetime as dt
 import json
+import time
+import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal import clock, settings
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign
-from portal.models import Customer, Engagement, Event, HealthScore
+from portal.models import AuditLog, Customer, Engagement, Event, HealthScore
+from tests.conftest import POSTGRES
 from tests.test_github_mapping import FIXTURES, fixture
 
 SECRET = "github-test-secret"
@@ -548,3 +552,41 @@ def test_landing_fuzz(client, ctx, body, signed, event_id):
     response = client.post("/webhooks/landing", data=raw, headers={k: v for k, v in headers.items() if v is not None})
     assert response.status_code < 500, response.get_data(as_text=True)
     assert response.is_json
+
+
+@pytest.mark.skipif(not POSTGRES, reason="concurrent deliveries need PostgreSQL (TEST_POSTGRES_URL)")
+def test_two_first_deliveries_at_once_tick_the_step_once(app, people, live_server):
+    """Both deliveries read the step as not done, then queue on the onboarding row (held here meanwhile): the
+    second finds it ticked by the first, so one audit row and the first one's time."""
+    payload = fixture("issues.labeled.json")
+    payload["label"]["name"] = "bug"
+    public_id = people[payload["repository"]["owner"]["login"].lower()]
+    onboarding = customer(public_id).onboarding.id
+    db.session.commit()
+
+    def send(day: int) -> int:
+        payload_of_day = json.loads(json.dumps(payload))
+        payload_of_day["issue"]["updated_at"] = f"2019-05-{day}T10:00:00Z"
+        body = json.dumps(payload_of_day).encode()
+        request = urllib.request.Request(live_server + "/webhooks/github", data=body, method="POST", headers={
+            "X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    with db.engine.connect() as holder:
+        holder.execute(text("SELECT 1 FROM onboarding WHERE id = :id FOR UPDATE"), {"id": onboarding})
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(send, day) for day in (15, 16)]
+            waiting = 0
+            for _ in range(100):
+                waiting = holder.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar()
+                if waiting >= 2:
+                    break
+                time.sleep(0.05)
+            assert waiting >= 2, "both deliveries should be waiting for the onboarding row"
+            holder.rollback()
+            assert [answer.result() for answer in answers] == [200, 200]
+    audited = db.session.scalars(select(AuditLog).where(AuditLog.field == "first_issue_tagged")).all()
+    assert len(audited) == 1
+    assert sum(day["issues_tagged"] for day in engagement(public_id).values()) == 2

@@ -74,7 +74,12 @@ def apply(customer_id: int, actor: str, step: str | None = None, when=None,
     """Tick the step and add the counts. steps_done: the customer's steps as already read, so that a delivery
     whose step is ticked (nearly all of them) loads no Customer object at all."""
     if step and not (steps_done or {}).get(step):
-        customers.set_step(db.session.get(Customer, customer_id), step, True, actor, when=when)
+        customer = db.session.get(Customer, customer_id)
+        # Locked, then read again: of two first deliveries arriving together, the second waits here and then
+        # finds the step ticked, so it is ticked (and audited) once, with the first one's time.
+        db.session.execute(select(Onboarding).where(Onboarding.customer_id == customer_id).with_for_update()
+                           .execution_options(populate_existing=True))
+        customers.set_step(customer, step, True, actor, when=when)
     if counts:
         customers.add_counts(customer_id, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day)
 
