@@ -19,6 +19,7 @@ from .churn import cli as churn_cli
 from .customers import service
 from .emails import service as email_service
 from .extensions import db
+from .models import Customer
 from .transfer import exports, imports
 from .transfer.csvformat import ImportRejected
 from .validation import ValidationError
@@ -45,6 +46,14 @@ class OneLineErrors(click.Group):
 def fail(message: str) -> None:
     db.session.rollback()
     raise click.ClickException(message)
+
+
+def customer_or_fail(customer_id: str) -> Customer:
+    """The customer, or exit non-zero with one line saying that it is unknown."""
+    try:
+        return service.get_customer(customer_id)
+    except ValidationError as error:
+        fail(str(error))
 
 
 def commit_and_rescore(*customer_ids: int) -> None:
@@ -191,10 +200,7 @@ def import_data(path):
 @click.argument("customer_id")
 def api_key(customer_id):
     """Print a new metrics-API key for the customer; it replaces the old one and only its hash is kept."""
-    try:
-        customer = service.get_customer(customer_id)
-    except ValidationError as error:
-        fail(str(error))
+    customer = customer_or_fail(customer_id)
     key = service.issue_api_key(customer, ACTOR)
     db.session.commit()
     click.echo(key)
@@ -204,10 +210,7 @@ def api_key(customer_id):
 @click.argument("customer_id")
 def nps_survey(customer_id):
     """Queue this quarter's NPS survey email for the customer (one per customer per quarter)."""
-    try:
-        customer = service.get_customer(customer_id)
-    except ValidationError as error:
-        fail(str(error))
+    customer = customer_or_fail(customer_id)
     if not email_service.queue_nps(customer, ACTOR):
         fail(f"{customer.public_id} already has this quarter's NPS survey")
     db.session.commit()
