@@ -190,9 +190,22 @@ def paginate(filters: Filters, today: dt.date) -> Page:
     return Page([table_row(row, today) for row in rows], total, page, pages)
 
 
+def cohorts_in_use() -> Select:
+    """The distinct cohorts, found by stepping through ix_customers_cohort from one value to the next: a handful of
+    index lookups, where SELECT DISTINCT reads an index entry per customer (PostgreSQL has no skip scan)."""
+    used = select(func.min(Customer.cohort).label("cohort")).cte("used", recursive=True)
+    following = select(func.min(Customer.cohort)).where(Customer.cohort > used.c.cohort).scalar_subquery()
+    used = used.union_all(select(following).where(used.c.cohort.is_not(None)))
+    return select(used.c.cohort).where(used.c.cohort.is_not(None))
+
+
+# Built once: putting the recursive query together took longer than running it.
+COHORTS_IN_USE = cohorts_in_use()
+
+
 def cohorts() -> list[str]:
     """Cohorts in use, for the filter and as suggestions (VIP, Beta, GA first)."""
-    used = set(db.session.scalars(select(Customer.cohort).distinct()).all()) - {""}
+    used = set(db.session.scalars(COHORTS_IN_USE).all()) - {""}
     return [c for c in ("VIP", "Beta", "GA") if c in used] + sorted(used - {"VIP", "Beta", "GA"})
 
 
