@@ -136,6 +136,10 @@ class Customer(PublicId, db.Model):
     owner: Mapped[User | None] = relationship()
     onboarding: Mapped[Onboarding] = relationship(back_populates="customer", uselist=False)
 
+    @property
+    def owner_name(self) -> str:
+        return self.owner.name if self.owner else ""
+
 
 # Expression indexes, declared once the columns exist: GitHub logins are unique whatever their letter
 # case, and the customers table sorts by organization without sorting every row.
@@ -492,9 +496,14 @@ class Assessment(db.Model):
 
     def override_on(self, day: dt.date) -> str | None:
         """The overriding band on that day, or None when there is none or it has expired."""
-        if self.band_override and self.override_until and day <= self.override_until:
-            return self.band_override
-        return None
+        return override_in_force(self.band_override, self.override_until, day)
+
+
+def override_in_force(band_override: str | None, override_until: dt.date | None, day: dt.date) -> str | None:
+    """An assessment's band override on that day, from its two columns (the customers table reads only those)."""
+    if band_override and override_until and day <= override_until:
+        return band_override
+    return None
 
 
 class ChurnModel(db.Model):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 from portal import health, metrics
-from portal.customers import service
+from portal.customers import queries, service
 from portal.extensions import db
 from portal.models import AuditLog, Customer, Engagement, Feedback, Intervention, Onboarding, User
 
@@ -150,6 +150,14 @@ def test_table_costs_the_same_queries_for_3_or_60_customers(app, member):
     with counting_queries(app) as many:
         member.get("/customers?sort=owner")
     assert len(many) == len(few) <= 8, many
+
+
+def test_cohorts_in_use_are_listed_once_the_usual_ones_first(app, customers):
+    with app.app_context():
+        for number, cohort in ((4, "Pilot"), (5, "VIP"), (6, ""), (7, "Alpha"), (8, "Pilot")):
+            add(number, cohort=cohort)
+        db.session.commit()
+        assert queries.cohorts() == ["VIP", "Beta", "GA", "Alpha", "Pilot"]
 
 
 def test_edit_a_cell_in_place(app, member, token):

@@ -37,7 +37,7 @@ def table_context(filters: queries.Filters) -> dict:
     today = clock.today()
     ensure_todays_scores(today)
     page = queries.paginate(filters, today)
-    return {"filters": filters, "page": page, "today": today, "cohorts": queries.cohorts(), "team": queries.team(),
+    return {"filters": filters, "page": page, "cohorts": queries.cohorts(), "team": queries.team(),
             "bulk_form": FlaskForm(), "stages": metrics.STAGES, "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES,
             "page_link": lambda number: url_for(".index", **filters.args(page=number))}
 
