@@ -202,3 +202,12 @@ def browser_type_launch_args(browser_type_launch_args):
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"],
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def patient_browser_assertions():
+    """Browser assertions wait up to 15 s rather than Playwright's 5: on a busy two-core CI machine a page, its
+    scripts and a debounced htmx request can take longer than 5 s, which is slowness, not a failure."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
