@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from .extensions import db
 from .models import Intervention
-from .sql import dialect
+from .sql import insert_for
 
 # A snoozed task is still someone's to do: no second one while it waits.
 PENDING = ("open", "snoozed")
@@ -20,7 +18,6 @@ def insert_new(tasks: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
     Returns (task id, customer id) of the tasks inserted."""
     if not tasks:
         return []
-    insert = postgresql.insert if dialect() == "postgresql" else sqlite.insert
-    statement = (insert(Intervention).values(list(tasks)).on_conflict_do_nothing()
+    statement = (insert_for(Intervention).values(list(tasks)).on_conflict_do_nothing()
                  .returning(Intervention.id, Intervention.customer_id))
     return [(task_id, customer_id) for task_id, customer_id in db.session.execute(statement)]

@@ -14,6 +14,12 @@ def dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
+def insert_for(table, dialect_name: str | None = None):
+    """INSERT into table in the dialect's own construct, which has ON CONFLICT (both databases speak it);
+    dialect_name defaults to the session's database."""
+    return (postgresql if (dialect_name or dialect()) == "postgresql" else sqlite).insert(table)
+
+
 def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str], replace: Iterable[str] = (),
            add: Iterable[str] = (), returning: Iterable[str] = ()):
     """INSERT ... ON CONFLICT (keys) DO UPDATE: atomic on both databases, one statement for many rows.
@@ -35,7 +41,7 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str],
 def upsert_statement(table: Table, keys: tuple[str, ...], replace: tuple[str, ...], add: tuple[str, ...],
                      returning: tuple[str, ...], dialect_name: str):
     """Built once per shape: building and cache-keying the statement cost more than running it."""
-    statement = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
+    statement = insert_for(table, dialect_name)
     values = {name: statement.excluded[name] for name in replace}
     values.update({name: table.c[name] + statement.excluded[name] for name in add})
     statement = statement.on_conflict_do_update(index_elements=list(keys), set_=values)

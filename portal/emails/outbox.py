@@ -9,19 +9,15 @@ import datetime as dt
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import JSON, String, and_, cast, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import clock
 from ..extensions import db
 from ..models import Customer, EmailNotification, Onboarding
+from ..sql import insert_for
 from . import content
 
 TABLE = EmailNotification.__table__
 CHUNK = 1000  # ids per IN list: well inside SQLite's limit on bound parameters
-
-
-def _insert():
-    return (postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite).insert(TABLE)
 
 
 def queue_rows(rows: Sequence[Mapping]) -> int:
@@ -31,7 +27,7 @@ def queue_rows(rows: Sequence[Mapping]) -> int:
     now = clock.now()
     values = [{"customer_id": None, "payload": {}, "queued_at": now, **row,
                "subject": content.subject(row["kind"], row.get("payload") or {})} for row in rows]
-    statement = _insert().on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(TABLE.c.id)
+    statement = insert_for(TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(TABLE.c.id)
     return len(db.session.execute(statement, values).all())
 
 
@@ -58,7 +54,7 @@ def queue_milestone_for(milestone: str, customer_ids: Iterable[int], unless_step
         if unless_step:
             chosen = chosen.join(Onboarding, and_(Onboarding.customer_id == Customer.id,
                                                   getattr(Onboarding, unless_step).is_(False)))
-        statement = (_insert().from_select(columns, chosen)
+        statement = (insert_for(TABLE).from_select(columns, chosen)
                      .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(TABLE.c.id))
         queued += len(db.session.execute(statement).all())
     return queued

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from sqlalchemy import Select, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import clock, health, settings, validation
 from ..customers import service as customers
 from ..extensions import db
 from ..models import Customer, EmailNotification, Engagement, Event, Onboarding, format_id
-from ..sql import dialect
+from ..sql import dialect, insert_for
 from . import email_events, github, landing, signatures
 from .landing import LandingEvent
 from .track import TrackEvent
@@ -203,9 +202,9 @@ def insert_new_event(values: dict) -> int | None:
 def new_event_statement(dialect_name: str):
     """INSERT ... ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, its columns those of the values it is
     executed with; built once per database."""
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     events = Event.__table__
-    return insert(events).on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(events.c.id)
+    return (insert_for(events, dialect_name).on_conflict_do_nothing(index_elements=["source", "delivery_id"])
+            .returning(events.c.id))
 
 
 def advance_notification(notification_id: int, status: str) -> bool:

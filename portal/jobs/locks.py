@@ -11,9 +11,9 @@ import hashlib
 import uuid
 
 from sqlalchemy import Engine, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import JobLease
+from ..sql import insert_for
 
 
 def advisory_key(job: str) -> int:
@@ -59,8 +59,7 @@ class LeaseLock:
 
     def acquire(self) -> bool:
         table = JobLease.__table__
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(table).values(job=self.job, holder=self.holder, expires_at=self.now + self.ttl)
+        statement = insert_for(table, self.engine.dialect.name).values(job=self.job, holder=self.holder, expires_at=self.now + self.ttl)
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.job],
             set_={"holder": statement.excluded.holder, "expires_at": statement.excluded.expires_at},
