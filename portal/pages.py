@@ -42,6 +42,11 @@ def saved_or_refused(change: Callable[[], object], render: Callable[..., object]
     return render()
 
 
+def query_args(values: dict) -> dict:
+    """A list's state as query-string arguments for links: the first page and empty values left out."""
+    return {key: value for key, value in values.items() if value and not (key == "page" and value == 1)}
+
+
 @dataclass
 class Page:
     """One page of a list: its rows, how many rows in all, this page's number and how many pages."""

@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import metrics
 from ..extensions import db
-from ..pages import Page
+from ..pages import Page, query_args
 from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User, format_id, override_in_force
 from ..validation import page_number
 
@@ -63,9 +63,7 @@ class Filters:
         values.update(changes)
         if values["sort"] == "organization":
             values["sort"] = ""
-        if values["page"] == 1:
-            values["page"] = ""
-        return {key: value for key, value in values.items() if value}
+        return query_args(values)
 
     def sort_args(self, column: str) -> dict:
         descending = column == self.sort and not self.desc

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from sqlalchemy import false, func, select
 from werkzeug.datastructures import MultiDict
 
-from ..customers.queries import Page
+from .. import pages
+from ..pages import Page, query_args
 from ..extensions import db
 from ..models import EMAIL_STATUSES, Customer, EmailNotification
 from ..validation import page_number
@@ -32,10 +33,8 @@ class Filters:
                    customer=args.get("customer", "").strip()[:20], page=page_number(args.get("page")))
 
     def args(self, **changes) -> dict:
-        values = {"status": self.status, "kind": self.kind, "customer": self.customer, "page": self.page, **changes}
-        if values["page"] == 1:
-            values["page"] = ""
-        return {key: value for key, value in values.items() if value}
+        return query_args({"status": self.status, "kind": self.kind, "customer": self.customer, "page": self.page,
+                           **changes})
 
     def conditions(self) -> list:
         where = []
@@ -51,12 +50,8 @@ class Filters:
 
 def paginate(where: list, number: int) -> Page:
     """One page of emails, newest first: a count and PAGE_SIZE rows."""
-    total = db.session.scalar(select(func.count(EN.id)).where(*where))
-    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    page = min(number, pages)
-    rows = db.session.scalars(select(EN).where(*where).order_by(EN.queued_at.desc(), EN.id.desc())
-                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    return Page(list(rows), total, page, pages)
+    return pages.paginate(select(EN).where(*where).order_by(EN.queued_at.desc(), EN.id.desc()), number, PAGE_SIZE,
+                          scalars=True)
 
 
 def status_counts() -> dict[str, int]:

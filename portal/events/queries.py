@@ -8,7 +8,7 @@ from sqlalchemy import Select, false, select
 from werkzeug.datastructures import MultiDict
 
 from .. import pages
-from ..pages import Page
+from ..pages import Page, query_args
 from ..extensions import db
 from ..integrations.github import LOGIN_PATHS
 from ..integrations.payloads import dig
@@ -38,11 +38,8 @@ class Filters:
 
     def args(self, **changes) -> dict:
         """The query-string arguments of this state with some changed (for links); empty ones left out."""
-        values = {"source": self.source, "type": self.type, "outcome": self.outcome, "customer": self.customer,
-                  "page": self.page, **changes}
-        if values["page"] == 1:
-            values["page"] = ""
-        return {key: value for key, value in values.items() if value}
+        return query_args({"source": self.source, "type": self.type, "outcome": self.outcome, "customer": self.customer,
+                           "page": self.page, **changes})
 
     def conditions(self) -> list:
         where = []
