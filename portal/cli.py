@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from . import create_app, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
 from .churn import cli as churn_cli
+from .cli_errors import fail
 from .customers import service
 from .emails import service as email_service
 from .extensions import db
@@ -41,11 +42,6 @@ class OneLineErrors(click.Group):
             click.echo(f"customer-tracking: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-def fail(message: str) -> None:
-    db.session.rollback()
-    raise click.ClickException(message)
 
 
 def customer_or_fail(customer_id: str) -> Customer:

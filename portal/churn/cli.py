@@ -7,13 +7,9 @@ import click
 from flask.cli import with_appcontext
 
 from .. import clock
+from ..cli_errors import fail
 from ..extensions import db
 from . import load, service, synthetic
-
-
-def fail(message: str) -> None:
-    db.session.rollback()
-    raise click.ClickException(message)
 
 
 def percent(value: float | None) -> str:
