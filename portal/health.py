@@ -12,7 +12,6 @@ from .extensions import db
 from .models import AppSetting, Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
 from .sql import upsert
 
-STEP_COLUMNS = [getattr(Onboarding, step) for step in metrics.STEPS]
 COMPLETED_ON = "health_completed_on"
 
 
@@ -35,48 +34,67 @@ def weights_of(settings: HealthSettings) -> metrics.Weights:
 
 def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] | None = None) -> Select:
     """One row per customer with everything the score needs: steps, PR totals up to today, active days."""
-    return inputs_statement(customer_ids is not None).params(inputs_params(today, window_days, customer_ids))
+    ids = list(customer_ids) if customer_ids is not None else None
+    return inputs_statement(scope_of(ids)).params(inputs_params(today, window_days, ids))
 
 
-def inputs_params(today: dt.date, window_days: int, customer_ids: Iterable[int] | None) -> dict:
+def scope_of(customer_ids: list[int] | None) -> str:
+    if customer_ids is None:
+        return "all"
+    return "one" if len(customer_ids) == 1 else "some"
+
+
+def inputs_params(today: dt.date, window_days: int, customer_ids: list[int] | None) -> dict:
     params = {"today": today, "first_day": metrics.window_start(today, window_days)}
-    return params if customer_ids is None else {**params, "customer_ids": list(customer_ids)}
+    scope = scope_of(customer_ids)
+    if scope == "one":
+        params["customer_id"] = customer_ids[0]
+    elif scope == "some":
+        params["customer_ids"] = customer_ids
+    return params
+
+
+def among(column, scope: str):
+    """The condition that column is one of the chosen customers: :customer_id, or the expanding :customer_ids."""
+    return column == bindparam("customer_id") if scope == "one" else column.in_(bindparam("customer_ids", expanding=True))
 
 
 @functools.cache
-def inputs_statement(some_customers: bool) -> Select:
-    """inputs_query with its values as parameters: built once, since a webhook delivery runs it for one customer."""
-    any_count = or_(*(getattr(Engagement, count) > 0 for count in Engagement.COUNTS))
-    in_window = and_(Engagement.date >= bindparam("first_day"), any_count)
+def inputs_statement(scope: str) -> Select:
+    """inputs_query with its values as parameters, for "all" customers, "one" or "some" (see inputs_params).
+    Built once, on the tables' columns: a webhook delivery runs it for one customer, and building, expanding and
+    ORM-loading it cost more than running it."""
+    customers, onboarding, engagement = Customer.__table__, Onboarding.__table__, Engagement.__table__
+    any_count = or_(*(engagement.c[count] > 0 for count in Engagement.COUNTS))
+    in_window = and_(engagement.c.date >= bindparam("first_day"), any_count)
     totals = (
         select(
-            Engagement.customer_id,
-            func.sum(Engagement.issues_tagged).label("issues_tagged"),
-            func.sum(Engagement.prs_generated).label("prs_generated"),
-            func.sum(Engagement.prs_merged).label("prs_merged"),
+            engagement.c.customer_id,
+            func.sum(engagement.c.issues_tagged).label("issues_tagged"),
+            func.sum(engagement.c.prs_generated).label("prs_generated"),
+            func.sum(engagement.c.prs_merged).label("prs_merged"),
             func.sum(case((in_window, 1), else_=0)).label("days_active"),
         )
-        .where(Engagement.date <= bindparam("today"))
-        .group_by(Engagement.customer_id)
+        .where(engagement.c.date <= bindparam("today"))
+        .group_by(engagement.c.customer_id)
     )
-    ids = bindparam("customer_ids", expanding=True)
-    if some_customers:
-        totals = totals.where(Engagement.customer_id.in_(ids))
+    if scope != "all":
+        totals = totals.where(among(engagement.c.customer_id, scope))
     totals = totals.subquery()
     query = (
         select(
-            Customer.id,
-            Customer.status,
-            *STEP_COLUMNS,
+            customers.c.id,
+            customers.c.status,
+            *(onboarding.c[step] for step in metrics.STEPS),
             *(func.coalesce(totals.c[name], 0).label(name)
               for name in ("issues_tagged", "prs_generated", "prs_merged", "days_active")),
         )
-        .select_from(Customer)
-        .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
-        .outerjoin(totals, totals.c.customer_id == Customer.id)
-        .order_by(Customer.id)
+        .select_from(customers)
+        .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
+        .outerjoin(totals, totals.c.customer_id == customers.c.id)
+        .order_by(customers.c.id)
     )
-    return query.where(Customer.id.in_(ids)) if some_customers else query
+    return query if scope == "all" else query.where(among(customers.c.id, scope))
 
 
 def steps_of(row) -> dict[str, bool]:
@@ -101,7 +119,7 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
     calculated_at = utcnow()
     rows = []
     ids = list(customer_ids) if customer_ids is not None else None
-    statement, params = inputs_statement(ids is not None), inputs_params(today, weights.window_days, ids)
+    statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)
     for row in db.session.execute(statement, params):
         result, steps = assess(row, weights)
         rows.append(

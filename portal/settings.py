@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import Row, select, true
 
-from . import audit, validation
+from . import audit, health, validation
 from .extensions import db
-from .models import AppSetting
+from .models import AppSetting, HealthSettings
 
 def percent(text: str, field: str) -> int:
     value = validation.integer(text, field, minimum=1)
@@ -35,9 +35,32 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 STORED = select(AppSetting.__table__.c.key, AppSetting.__table__.c.value)  # plain rows: every webhook reads them
 
 
+def _with_health():
+    """The newest health settings' columns next to each stored setting's key and value (one row, key NULL, when
+    none is stored)."""
+    versions, stored = HealthSettings.__table__, AppSetting.__table__
+    newest = select(versions).order_by(versions.c.version.desc()).limit(1).subquery()
+    return select(newest, stored.c.key, stored.c.value).select_from(newest.outerjoin(stored, true()))
+
+
+WITH_HEALTH = _with_health()
+
+
 def current() -> dict[str, Any]:
-    stored = dict(db.session.execute(STORED).all())
+    return parsed(dict(db.session.execute(STORED).all()))
+
+
+def parsed(stored: dict[str, str]) -> dict[str, Any]:
     return {key: parse(stored[key]) if key in stored else default for key, (default, parse) in SETTINGS.items()}
+
+
+def current_with_health() -> tuple[dict[str, Any], Row | HealthSettings]:
+    """current() and health.current_settings() (as a row of its columns) in one statement: every webhook delivery
+    needs both."""
+    rows = db.session.execute(WITH_HEALTH).all()
+    if not rows:  # no health settings yet: the first use creates them
+        return current(), health.current_settings()
+    return parsed({row.key: row.value for row in rows if row.key is not None}), rows[0]
 
 
 def get(key: str) -> Any:

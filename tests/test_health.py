@@ -86,6 +86,25 @@ def test_one_customer_or_some(ctx):
     assert first.id not in db.session.scalars(select(HealthScore.customer_id)).all()
 
 
+def test_one_customer_some_and_everyone_get_the_same_scores(ctx):
+    customers = [make_customer(number, steps_done=number) for number in range(1, 4)]
+    for number, customer in enumerate(customers):
+        engagement(customer, number, generated=number + 1, merged=number)
+        engagement(customer, 40, generated=5)  # outside the window: counts toward the totals, not days active
+    db.session.commit()
+
+    def snapshots():
+        return sorted((row.customer_id, row.score, row.days_active, row.prs_generated, row.prs_merged)
+                      for row in db.session.scalars(select(HealthScore).filter_by(date=TODAY)))
+
+    health.recalculate(today=TODAY)
+    everyone = snapshots()
+    health.recalculate([customers[0].id], today=TODAY)
+    health.recalculate([customers[1].id, customers[2].id], today=TODAY)
+    assert snapshots() == everyone
+    assert [row[2:] for row in everyone] == [(1, 6, 0), (1, 7, 1), (1, 8, 2)]
+
+
 def test_recalculating_everyone_costs_the_same_queries_for_5_or_60_customers(ctx):
     def queries_for_everyone():
         with counting_queries() as statements:

@@ -15,7 +15,7 @@ from portal import clock, settings
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign
-from portal.models import AuditLog, Customer, Engagement, Event, HealthScore
+from portal.models import AuditLog, Customer, Engagement, Event, HealthScore, HealthSettings
 from tests.conftest import POSTGRES
 from tests.test_github_mapping import FIXTURES, fixture
 
@@ -157,6 +157,29 @@ def test_counts_add_up_on_the_same_day(client, people):
     for _ in range(3):
         post_github(client, fixture("issues.labeled.json"), "issues")
     assert engagement(people["codertocat"]) == {DAY: {"issues_tagged": 3}}
+
+
+def test_counts_are_recorded_by_the_event_and_steps_in_the_audit_log(client, people):
+    post_github(client, fixture("issues.labeled.json"), "issues")
+    audited = db.session.execute(select(AuditLog.table_name, AuditLog.field).where(AuditLog.actor == "github")).all()
+    assert sorted(audited) == [("onboarding", "first_issue_tagged"), ("onboarding", "first_issue_tagged_at")]
+    assert [(event.event_type, event.customer_id) for event in events()] == [
+        ("issues.labeled", Customer.key_of(people["codertocat"]))]
+
+
+def test_settings_come_with_the_newest_health_settings(ctx):
+    settings.update({"trigger_label": "bug"}, "test")
+    db.session.add(HealthSettings(version=2, window_days=14, created_by="test"))
+    db.session.flush()
+    portal_settings, health_settings = settings.current_with_health()
+    assert portal_settings == settings.current() and portal_settings["trigger_label"] == "bug"
+    assert (health_settings.version, health_settings.window_days) == (2, 14)
+
+
+def test_settings_with_health_create_the_default_health_settings(ctx):
+    db.session.execute(HealthSettings.__table__.delete())
+    portal_settings, health_settings = settings.current_with_health()
+    assert portal_settings["trigger_label"] == "rsolv" and health_settings.version == 1
 
 
 def test_a_duplicate_delivery_changes_nothing(client, people):

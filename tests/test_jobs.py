@@ -5,7 +5,6 @@ import datetime as dt
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

@@ -139,15 +139,18 @@ def record_engagement(customer: Customer, counts: Mapping[str, int], actor: str,
 
 
 def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
-               day: dt.date | None = None, user_id: int | None = None) -> int:
+               day: dt.date | None = None, user_id: int | None = None, audited: bool = True) -> int:
     """Add counts to the customer's row for the day, atomically even when two writers race; the row's id.
 
     Core statements, not ORM objects: every webhook delivery runs this (benchmarks/bench_webhooks.py).
+    audited=False leaves the audit log out, for counts whose stored event already records them.
     """
     day = day or clock.today()
     counts = {count: counts.get(count, 0) for count in Engagement.COUNTS}  # a count left out adds nothing
     key = {"customer_id": customer_id, "date": day}
     # PostgreSQL says whether the upsert created the row; SQLite is asked beforehand (in-process, so cheap).
+    if not audited:
+        return upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS, returning=("id",)).one().id
     existed = None if dialect() == "postgresql" else db.session.execute(select(Engagement.id).filter_by(**key)).first()
     after = upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS,
                    returning=("id", *Engagement.COUNTS)).one()

@@ -14,10 +14,10 @@ from typing import Callable, Mapping
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .. import clock, health, settings, validation
+from .. import clock, health, metrics, settings, validation
 from ..customers import service as customers
 from ..extensions import db
-from ..models import Customer, EmailNotification, Engagement, Event, Onboarding, format_id
+from ..models import Customer, EmailNotification, Event, Onboarding, format_id
 from ..sql import dialect, insert_for
 from . import email_events, github, landing, signatures
 from .landing import LandingEvent
@@ -38,10 +38,10 @@ RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sen
 
 
 def receive(source: str, delivery_id: str, event_type: str, payload: dict,
-            handle: Callable[[], tuple[str, int | None]], known: int | None = None) -> Receipt:
+            handle: Callable[[], tuple[str, int | None]], known: int | None = None, health_settings=None) -> Receipt:
     """Store the event unless it is a replay, let handle() apply it and name (outcome, customer id),
     recalculate that customer's health, commit. The customer known beforehand (its id) is stored with the
-    event, so the usual delivery costs no UPDATE of it."""
+    event, so the usual delivery costs no UPDATE of it; so are the health settings when the caller read them."""
     try:
         event_id = insert_new_event({"source": source, "delivery_id": delivery_id, "event_type": event_type,
                                      "payload": payload, "customer_id": known})
@@ -49,7 +49,8 @@ def receive(source: str, delivery_id: str, event_type: str, payload: dict,
             db.session.rollback()
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
-        health_settings = health.current_settings()
+        if health_settings is None:
+            health_settings = health.current_settings()
         outcome, customer_id = handle()
         if (outcome, customer_id) != ("processed", known):
             db.session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome, customer_id=customer_id)
@@ -79,8 +80,8 @@ def apply(customer_id: int, actor: str, step: str | None = None, when=None,
         db.session.execute(select(Onboarding).where(Onboarding.customer_id == customer_id).with_for_update()
                            .execution_options(populate_existing=True))
         customers.set_step(customer, step, True, actor, when=when)
-    if counts:
-        customers.add_counts(customer_id, {**dict.fromkeys(Engagement.COUNTS, 0), **counts}, actor, day)
+    if counts:  # recorded by the stored event (source, delivery id, payload), so not in the audit log too
+        customers.add_counts(customer_id, counts, actor, day, audited=False)
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,25 @@ class Match:
 
 @functools.cache
 def login_lookup() -> Select:
-    """The customers whose lower-cased login is one of :logins, with their steps. Built once: building a statement
-    costs more than running it, and every delivery runs this one."""
-    login = func.lower(Customer.github_username)
-    return (select(Customer.id, login.label("login"), *health.STEP_COLUMNS)
-            .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
-            .where(login.in_(bindparam("logins", expanding=True))))
+    """The customers whose lower-cased login is :login1, :login2 or :login3, with their steps. Built once, on the
+    tables' columns with three plain parameters (a payload names at most three logins): building, expanding and
+    ORM-loading a statement cost more than running it, and every delivery runs this one."""
+    customers, onboarding = Customer.__table__, Onboarding.__table__
+    login = func.lower(customers.c.github_username)
+    return (select(customers.c.id, login.label("login"), *(onboarding.c[step] for step in metrics.STEPS))
+            .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
+            .where(login.in_([bindparam(name) for name in LOGIN_PARAMETERS])))
+
+
+LOGIN_PARAMETERS = [f"login{number}" for number in range(1, len(github.LOGIN_PATHS) + 1)]
 
 
 def customer_by_login(logins: tuple[str, ...]) -> Match | None:
     """The customer of the first login that names one."""
     if not logins:
         return None
-    found = {row.login: row for row in db.session.execute(login_lookup(), {"logins": list(logins)})}
+    padded = (logins + logins[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)]
+    found = {row.login: row for row in db.session.execute(login_lookup(), dict(zip(LOGIN_PARAMETERS, padded)))}
     row = next((found[login] for login in logins if login in found), None)
     return Match(row.id, health.steps_of(row)) if row else None
 
@@ -123,7 +130,8 @@ def customer_by_key(api_key: str) -> Customer | None:
 
 
 def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
-    effect = github.effect_of(event_name, payload, settings.current())
+    portal_settings, health_settings = settings.current_with_health()
+    effect = github.effect_of(event_name, payload, portal_settings)
     customer = customer_by_login(effect.logins)
 
     def handle() -> tuple[str, int | None]:
@@ -135,7 +143,8 @@ def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
         return "processed", customer.id
 
     known = customer.id if customer else None
-    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, known)
+    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, known,
+                   health_settings)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict) -> Receipt:
