@@ -51,6 +51,4 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        # A database server can restart under the pool; a SQLite file cannot.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
     }

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Row, select, true
 
-from . import audit, health, validation
+from . import audit, health, metrics, validation
 from .extensions import db
 from .models import AppSetting, HealthSettings
 
@@ -36,10 +36,11 @@ STORED = select(AppSetting.__table__.c.key, AppSetting.__table__.c.value)  # pla
 
 
 def _with_health():
-    """The newest health settings' columns next to each stored setting's key and value (one row, key NULL, when
-    none is stored)."""
+    """The newest health settings' version and weights next to each stored setting's key and value (one row, key
+    NULL, when none is stored)."""
     versions, stored = HealthSettings.__table__, AppSetting.__table__
-    newest = select(versions).order_by(versions.c.version.desc()).limit(1).subquery()
+    columns = [versions.c.version, *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
+    newest = select(*columns).order_by(versions.c.version.desc()).limit(1).subquery()
     return select(newest, stored.c.key, stored.c.value).select_from(newest.outerjoin(stored, true()))
 
 
@@ -55,8 +56,8 @@ def parsed(stored: dict[str, str]) -> dict[str, Any]:
 
 
 def current_with_health() -> tuple[dict[str, Any], Row | HealthSettings]:
-    """current() and health.current_settings() (as a row of its columns) in one statement: every webhook delivery
-    needs both."""
+    """current() and health.current_settings() (as a row of its version and weights) in one statement: every
+    webhook delivery needs both."""
     rows = db.session.execute(WITH_HEALTH).all()
     if not rows:  # no health settings yet: the first use creates them
         return current(), health.current_settings()

@@ -133,7 +133,15 @@ def test_mapping_does_not_change_the_payload():
     assert payload == before
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b'{"a": NaN}', b'"\\ud800"', b'{"a": "\\ud800"}', b"\xff\xfe", b"[" * 5000])
+@pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b'{"a": NaN}', b'"\\ud800"', b"\xff\xfe", b"[" * 5000])
 def test_bad_bodies_are_refused(raw):
     with pytest.raises(ValidationError):
         payloads.parse_json(raw)
+
+
+def test_payloads_no_database_can_store_are_refused_when_stored():
+    payload = payloads.parse_json(b'{"a": "\\ud800"}')  # json.loads takes a lone surrogate
+    with pytest.raises(ValidationError) as refused:
+        payloads.stored_text(payload)
+    assert refused.value.field == "body"
+    assert payloads.stored_text(payloads.parse_json(b'{"a": "\\u00e9 \\ud83d\\ude00"}')) == '{"a": "\u00e9 \U0001f600"}'

@@ -245,10 +245,11 @@ def test_oversize_body_answers_413(client, people):
     assert response.status_code == 413 and "error" in response.get_json()
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}'])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}', b'{"action": "labeled", "a": "\\udc00"}'])
 def test_malformed_json_answers_400(client, people, body):
     response = post_github(client, body, "issues")
     assert response.status_code == 400 and response.get_json()["field"] == "body"
+    assert events() == []
 
 
 def test_a_payload_without_the_time_it_needs_names_the_field(client, people):

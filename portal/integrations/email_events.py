@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..validation import ValidationError
+from .payloads import loads
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -120,19 +120,6 @@ class EmailEvent:
         return NOTES.get(self.event) or (f"status {self.status}" if self.status else "recorded only")
 
 
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _loads(raw: bytes):
-    try:
-        payload = json.loads(raw, parse_constant=_no_constants)
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")  # the database must be able to store it
-    except (ValueError, RecursionError) as error:
-        raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
-    return payload
-
-
 def _string(item: dict, field: str, index: int, max_length: int, required: bool = True) -> str | None:
     value = item.get(field)
     if value is None and not required:
@@ -147,7 +134,7 @@ def _string(item: dict, field: str, index: int, max_length: int, required: bool 
 
 def parse(raw: bytes) -> list[EmailEvent]:
     """The events of a body: a JSON array of objects, each with sg_event_id and event."""
-    payload = _loads(raw)
+    payload = loads(raw)
     if not isinstance(payload, list):
         raise ValidationError("the body must be a JSON array of events", "body")
     events = []

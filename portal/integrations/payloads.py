@@ -14,16 +14,32 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json(raw: bytes) -> dict:
-    """A JSON object from the raw body; NaN, lone surrogates and deep nesting are refused, not stored."""
+def loads(raw: bytes) -> Any:
+    """The JSON value of a raw body, NaN and Infinity refused; a ValidationError naming the body otherwise."""
     try:
-        payload = json.loads(raw, parse_constant=_no_constants)
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")  # the database must be able to store it
+        return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, RecursionError) as error:
         raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
+
+
+def parse_json(raw: bytes) -> dict:
+    """A JSON object from the raw body (see loads)."""
+    payload = loads(raw)
     if not isinstance(payload, dict):
         raise ValidationError("the body must be a JSON object", "body")
     return payload
+
+
+def stored_text(payload: Any) -> str:
+    """The JSON text of a payload as the events table stores it, made once per event. Lone surrogates (\\ud800),
+    which json.loads accepts but no database can store, and nesting too deep to write out are the body's
+    ValidationError, so they answer 400 and store nothing."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, RecursionError) as error:
+        raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
+    return text
 
 
 def dig(payload: Any, *path: str) -> Any:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import JSON, Select, Text, bindparam, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import clock, health, metrics, settings, validation
@@ -19,7 +19,7 @@ from ..customers import service as customers
 from ..extensions import db
 from ..models import Customer, EmailNotification, Event, Onboarding, format_id
 from ..sql import dialect, insert_for
-from . import email_events, github, landing, signatures
+from . import email_events, github, landing, payloads, signatures
 from .landing import LandingEvent
 from .track import TrackEvent
 
@@ -204,16 +204,20 @@ def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailN
 
 def insert_new_event(values: dict) -> int | None:
     """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate."""
-    return db.session.execute(new_event_statement(dialect()), values).scalar()
+    stored = {**values, "payload": payloads.stored_text(values["payload"])}
+    return db.session.execute(new_event_statement(dialect()), stored).scalar()
 
 
 @functools.cache
 def new_event_statement(dialect_name: str):
     """INSERT ... ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, its columns those of the values it is
-    executed with; built once per database."""
+    executed with; built once per database. The payload is bound as the JSON text stored_text() made rather than
+    serialized again: SQLite keeps JSON as text, PostgreSQL is told it is json."""
     events = Event.__table__
-    return (insert_for(events, dialect_name).on_conflict_do_nothing(index_elements=["source", "delivery_id"])
-            .returning(events.c.id))
+    payload = bindparam("payload", type_=Text())
+    payload = cast(payload, JSON) if dialect_name == "postgresql" else payload
+    return (insert_for(events, dialect_name).values(payload=payload)
+            .on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(events.c.id))
 
 
 def advance_notification(notification_id: int, status: str) -> bool:
