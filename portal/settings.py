@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import Row, select, true
+from sqlalchemy import Row, func, select, true
 
 from . import audit, health, metrics, validation
 from .extensions import db
@@ -40,7 +40,9 @@ def _with_health():
     NULL, when none is stored)."""
     versions, stored = HealthSettings.__table__, AppSetting.__table__
     columns = [versions.c.version, *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
-    newest = select(*columns).order_by(versions.c.version.desc()).limit(1).subquery()
+    # max() rather than ORDER BY ... LIMIT :n: with no parameter, PostgreSQL plans the prepared statement once.
+    newest = select(*columns).where(versions.c.version == select(func.max(versions.c.version)).scalar_subquery())
+    newest = newest.subquery()
     return select(newest, stored.c.key, stored.c.value).select_from(newest.outerjoin(stored, true()))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import Customer, Engagement, Event, HealthScore, Onboarding, User
 
-from .conftest import make_app
+from .conftest import POSTGRES, make_app
 
 
 @pytest.fixture
@@ -47,6 +47,16 @@ def test_models_and_migrations_agree(empty_app):
             warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
             differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
         assert differences == []
+
+
+@pytest.mark.skipif(not POSTGRES, reason="a PostgreSQL storage setting (TEST_POSTGRES_URL)")
+def test_event_payloads_are_compressed_with_lz4_where_the_server_has_it(ctx):
+    with db.engine.connect() as connection:
+        has_lz4 = connection.execute(text(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+        method = connection.execute(text(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'payload'")).scalar()
+    assert method == ("l" if has_lz4 else "")
 
 
 def customer(number=1, **fields):
