@@ -4,7 +4,8 @@ from pathlib import Path
 from flask import Flask
 
 from . import config
-from .extensions import csrf, db, htmx, login_manager, mail, migrate, ping_after_idle
+from . import database
+from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_ROLES = ("admin", "member", "viewer")
@@ -42,10 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     db.init_app(app)
-    with app.app_context():
-        for engine in db.engines.values():
-            if engine.dialect.name != "sqlite":  # a server can restart under the pool; a SQLite file cannot
-                ping_after_idle(engine)
+    database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -6,10 +6,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 import sqlite3
-import time
 
 from sqlalchemy import Engine, MetaData, event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so Alembic can drop and alter them on every database.
@@ -44,26 +42,3 @@ def sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA busy_timeout = 5000")
         cursor.close()
 
-
-IDLE_BEFORE_PING = 10.0  # seconds
-
-
-def ping_after_idle(engine: Engine) -> None:
-    """pool_pre_ping's check, made only for a connection that sat in the pool IDLE_BEFORE_PING seconds or more: a
-    ping at every checkout cost each request one more round trip to the database. A connection used moments ago
-    is alive unless the server restarted in between, which that request's first statement finds: SQLAlchemy then
-    discards the whole pool, so the requests after it connect afresh."""
-
-    @event.listens_for(engine, "checkin")
-    def checked_in(_dbapi_connection, record) -> None:
-        record.info["checked_in"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def checked_out(dbapi_connection, record, _proxy) -> None:
-        since = record.info.pop("checked_in", None)
-        if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError(f"a pooled connection did not answer a ping: {error}") from error

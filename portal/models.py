@@ -253,6 +253,8 @@ class HealthScore(db.Model):
         CheckConstraint(one_of("status", HEALTH_STATUSES), name="status"),
         CheckConstraint(one_of("stage", STAGES), name="stage"),
         Index("ix_health_scores_date_status", "date", "status"),
+        # The customers table sorted by health reads the day's snapshots in this order and stops at its page.
+        Index("ix_health_scores_date_score", "date", "score", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -117,7 +117,7 @@ def test_customers_without_todays_snapshot_sort_last_both_ways(app, member, sort
 
 
 @pytest.mark.parametrize("direction", ["", "desc"])
-def test_ties_go_by_id_across_page_boundaries(app, member, direction):
+def test_ties_go_by_id_in_the_sorts_direction_across_page_boundaries(app, member, direction):
     member.get("/customers")
     with app.app_context():
         # 100 customers with the same score, named against their id order so a tie broken by name would show.
@@ -128,13 +128,31 @@ def test_ties_go_by_id_across_page_boundaries(app, member, direction):
         db.session.commit()
     tied = [f"Org {107 - number:03d}" for number in range(4, 104)]
     scored = ["Org 001", "Org 002", "Org 003"]
-    expected = tied + scored if not direction else scored[::-1] + tied
+    expected = tied + scored if not direction else scored[::-1] + tied[::-1]
     pages = [shown(member, f"sort=score&dir={direction}&page={page}") for page in (1, 2, 3)]
     assert [len(page) for page in pages] == [50, 50, 4]
     assert pages[0] + pages[1] + pages[2] == expected + ["Org 104"]
     assert shown(member, f"sort=score&dir={direction}&page=4") == pages[2]  # past the end: the last page
     by_name = sorted(expected + ["Org 104"], reverse=bool(direction))
     assert shown(member, f"sort=organization&dir={direction}&page=2") == by_name[50:100]
+
+
+@pytest.mark.parametrize("direction", ["", "desc"])
+def test_a_page_past_the_ranked_customers_shows_those_without_a_snapshot(app, member, direction):
+    member.get("/customers")  # today's snapshots for Org 001-003
+    with app.app_context():
+        for number in range(4, 64):
+            add(number)  # no snapshot: shown after the three, in id order in the sort's direction
+        db.session.commit()
+    ranked = ["Org 001", "Org 002", "Org 003"]
+    rest = [f"Org {number:03d}" for number in range(4, 64)]
+    expected = ranked + rest if not direction else ranked[::-1] + rest[::-1]
+    pages = [shown(member, f"sort=score&dir={direction}&page={page}") for page in (1, 2)]
+    assert pages[0] + pages[1] == expected and len(pages[1]) == 13
+    beta = [name for name in expected if int(name[4:]) % 2]
+    assert shown(member, f"sort=score&dir={direction}&cohort=Beta&page=1") == beta[:50]
+    assert shown(member, f"sort=stage&dir={direction}&stage=onboarding") == [
+        name for name in expected[:3] if name != "Org 001"]  # a stage filter: only customers with a snapshot
 
 
 def test_table_costs_the_same_queries_for_3_or_60_customers(app, member):

@@ -77,8 +77,8 @@ def owned_by(owner: str) -> list:
     return [Customer.owner_id == int(owner)] if owner.isdigit() else []
 
 
-def conditions(filters: Filters) -> tuple[list, bool]:
-    """The WHERE clauses of the filters, and whether they need today's health snapshot."""
+def customer_conditions(filters: Filters) -> list:
+    """The WHERE clauses of the filters on the customer itself: search, cohort, status, owner."""
     where = []
     if filters.q:
         pattern = f"%{filters.q.lower()}%"
@@ -88,35 +88,88 @@ def conditions(filters: Filters) -> tuple[list, bool]:
         where.append(Customer.cohort == filters.cohort)
     if filters.status:
         where.append(Customer.status == filters.status)
-    where += owned_by(filters.owner)
+    return where + owned_by(filters.owner)
+
+
+def snapshot_conditions(filters: Filters) -> list:
+    """The WHERE clauses of the filters on today's health snapshot: stage and band."""
+    where = []
     if filters.stage:
         where.append(HealthScore.stage == filters.stage)
     if filters.band:
         where.append(HealthScore.status == filters.band)
-    return where, bool(filters.stage or filters.band)
+    return where
+
+
+def conditions(filters: Filters) -> tuple[list, bool]:
+    """The WHERE clauses of the filters, and whether they need today's health snapshot."""
+    on_snapshot = snapshot_conditions(filters)
+    return customer_conditions(filters) + on_snapshot, bool(on_snapshot)
 
 
 def todays_score(today: dt.date):
     return and_(HealthScore.customer_id == Customer.id, HealthScore.date == today)
 
 
-# Only these keys can be NULL (no snapshot today, no owner): they sort last in both directions. The others are
-# NOT NULL, and leaving NULLS LAST off them lets PostgreSQL walk their index backwards for a descending sort.
-NULLABLE_SORTS = {"owner", "score", "stage"}
+# Only the owner can be NULL (nobody): nobody sorts last in both directions. The others are NOT NULL, and leaving
+# NULLS LAST off them lets PostgreSQL walk their index backwards for a descending sort.
+NULLABLE_SORTS = {"owner"}
 
 
 def sort_order(filters: Filters) -> list:
+    """The sort's key, then the id in the same direction for ties: so an index of (key, id) serves both directions."""
     key = SORTS[filters.sort]
     order = key.desc() if filters.desc else key.asc()
-    return [order.nulls_last() if filters.sort in NULLABLE_SORTS else order, Customer.id]
+    return [order.nulls_last() if filters.sort in NULLABLE_SORTS else order,
+            Customer.id.desc() if filters.desc else Customer.id]
+
+
+# Sorts by a column of today's snapshot: the page is read from the snapshots (see snapshot_sorted_ids).
+SNAPSHOT_SORTS = {"score", "stage"}
+
+
+def ranked_ids_query(filters: Filters, today: dt.date) -> Select:
+    """The ids of the matching customers with today's snapshot, in the sort's order. The query reads the day's
+    snapshots (in score order from ix_health_scores_date_score) and checks each one's customer against the filters,
+    so it stops at the page rather than joining and sorting every matching customer first."""
+    key = SORTS[filters.sort]
+    query = select(HealthScore.customer_id).where(HealthScore.date == today, *snapshot_conditions(filters))
+    on_customer = customer_conditions(filters)
+    if on_customer:
+        query = query.where(select(Customer.id).where(Customer.id == HealthScore.customer_id, *on_customer).exists())
+    if filters.desc:
+        return query.order_by(key.desc(), HealthScore.customer_id.desc())
+    return query.order_by(key.asc(), HealthScore.customer_id.asc())
+
+
+def unranked_ids_query(filters: Filters, today: dt.date) -> Select:
+    """The ids of the matching customers without today's snapshot, which a snapshot sort shows last."""
+    snapshot = select(HealthScore.id).where(todays_score(today)).exists()
+    query = select(Customer.id).where(*customer_conditions(filters), ~snapshot)
+    return query.order_by(Customer.id.desc() if filters.desc else Customer.id)
+
+
+def snapshot_sorted_ids(filters: Filters, today: dt.date, offset: int) -> list[int]:
+    """A page of a snapshot sort: the ranked customers, then those without today's snapshot. Those are normally
+    none (every change recalculates the customers it touches, and the day's first page view everyone), so the
+    second query runs only on a page the ranked ones do not fill, and never with a stage or band filter, which
+    only customers with a snapshot can match."""
+    ranked = ranked_ids_query(filters, today)
+    ids = db.session.scalars(ranked.limit(PAGE_SIZE).offset(offset)).all()
+    if len(ids) == PAGE_SIZE or snapshot_conditions(filters):
+        return ids
+    before = offset + len(ids) if ids else db.session.scalar(select(func.count()).select_from(ranked.subquery()))
+    rest = unranked_ids_query(filters, today).limit(PAGE_SIZE - len(ids)).offset(max(offset - before, 0))
+    return ids + db.session.scalars(rest).all()
 
 
 def page_ids_query(filters: Filters, today: dt.date) -> Select:
-    """The ids of the table's rows in order, joining the snapshot or owner only when a filter or the sort needs it."""
+    """The ids of the table's rows in order for a sort by a customer's own column (SNAPSHOT_SORTS are read from the
+    snapshots), joining the snapshot or owner only when a filter or the sort needs it."""
     where, needs_health = conditions(filters)
     query = select(Customer.id)
-    if needs_health or filters.sort in ("score", "stage"):
-        query = query.outerjoin(HealthScore, todays_score(today))
+    if needs_health:
+        query = query.join(HealthScore, todays_score(today))
     if filters.sort == "owner":
         query = query.outerjoin(User, User.id == Customer.owner_id)
     return query.where(*where).order_by(*sort_order(filters))
@@ -187,7 +240,11 @@ def paginate(filters: Filters, today: dt.date) -> Page:
     total = db.session.scalar(count_query(filters, today))
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(filters.page, pages)
-    ids = db.session.scalars(page_ids_query(filters, today).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    offset = (page - 1) * PAGE_SIZE
+    if filters.sort in SNAPSHOT_SORTS:
+        ids = snapshot_sorted_ids(filters, today, offset)
+    else:
+        ids = db.session.scalars(page_ids_query(filters, today).limit(PAGE_SIZE).offset(offset)).all()
     position = {key: index for index, key in enumerate(ids)}
     rows = db.session.execute(ROWS, {"ids": ids, "today": today}).all() if ids else []
     rows.sort(key=lambda row: position[row[0]])
