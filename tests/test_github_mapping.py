@@ -139,6 +139,13 @@ def test_bad_bodies_are_refused(raw):
         payloads.parse_json(raw)
 
 
+@pytest.mark.parametrize("raw", ['{"a": "caf\u00e9"}'.encode("utf-16"), '{"a": 1}'.encode("utf-32-le"),
+                                 b'\xef\xbb\xbf{"a": "b"}', b'{"a": "\\ud83d\\ude00"}'])
+def test_bodies_that_are_not_plain_utf8_json_are_stored_written_out_again(raw):
+    payload = payloads.parse_json(raw)
+    assert payloads.stored_text(payload, raw) == json.dumps(payload, ensure_ascii=False)
+
+
 def test_payloads_no_database_can_store_are_refused_when_stored():
     payload = payloads.parse_json(b'{"a": "\\ud800"}')  # json.loads takes a lone surrogate
     with pytest.raises(ValidationError) as refused:

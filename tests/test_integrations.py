@@ -245,11 +245,20 @@ def test_oversize_body_answers_413(client, people):
     assert response.status_code == 413 and "error" in response.get_json()
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}', b'{"action": "labeled", "a": "\\udc00"}'])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}', b'{"action": "labeled", "a": "\\udc00"}',
+                                  b'{"action": "opened", "a": 1e999}'])
 def test_malformed_json_answers_400(client, people, body):
     response = post_github(client, body, "issues")
     assert response.status_code == 400 and response.get_json()["field"] == "body"
     assert events() == []
+
+
+def test_the_payload_is_stored_as_received(client, people):
+    body = '{"action":  "opened",\n "issue": {"title": "caf\u00e9 \\u00e9"}, "repository": {"owner": {"login": "Codertocat"}}}'
+    assert post_github(client, body.encode(), "issues").status_code == 202
+    stored = db.session.execute(text("SELECT CAST(payload AS TEXT) FROM events")).scalar()
+    assert stored == body
+    assert events()[0].payload["issue"]["title"] == "caf\u00e9 \u00e9"
 
 
 def test_a_payload_without_the_time_it_needs_names_the_field(client, people):

@@ -1,8 +1,11 @@
 """Reading untrusted JSON bodies: every problem becomes a ValidationError naming the field."""
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
+import math
+import re
 from typing import Any
 
 from ..validation import ValidationError
@@ -14,10 +17,18 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JSON, but no database column or JSON writer takes infinity
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return number
+
+
 def loads(raw: bytes) -> Any:
-    """The JSON value of a raw body, NaN and Infinity refused; a ValidationError naming the body otherwise."""
+    """The JSON value of a raw body, NaN, Infinity and numbers out of range refused; a ValidationError naming the
+    body otherwise."""
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        return json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError) as error:
         raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
 
@@ -30,12 +41,22 @@ def parse_json(raw: bytes) -> dict:
     return payload
 
 
-def stored_text(payload: Any) -> str:
-    """The JSON text of a payload as the events table stores it, made once per event. Lone surrogates (\\ud800),
-    which json.loads accepts but no database can store, and nesting too deep to write out are the body's
-    ValidationError, so they answer 400 and store nothing."""
+# \uD800-\uDFFF: half of a surrogate pair, perhaps without its other half.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def stored_text(payload: Any, raw: bytes | None = None) -> str:
+    """The JSON text the events table stores for a payload, made once per event: the body as received, `raw`, when
+    it is UTF-8 without escaped surrogates (loads() read it, so it is JSON any database takes), else the payload
+    written out. Lone surrogates (\\ud800), which json.loads accepts but no page can show, and nesting too deep to
+    write out are the body's ValidationError, so they answer 400 and store nothing."""
+    if raw is not None and not raw.startswith(codecs.BOM_UTF8) and b"\x00" not in raw and not SURROGATE_ESCAPE.search(raw):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # json.loads took it as UTF-16 or UTF-32
     try:
-        text = json.dumps(payload, ensure_ascii=False)
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
     except (ValueError, RecursionError) as error:
         raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None

@@ -38,15 +38,17 @@ RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sen
 
 
 def receive(source: str, delivery_id: str, event_type: str, payload: dict,
-            handle: Callable[[], tuple[str, int | None]], known: int | None = None, health_settings=None) -> Receipt:
+            handle: Callable[[], tuple[str, int | None]], known: int | None = None, health_settings=None,
+            raw: bytes | None = None) -> Receipt:
     """Store the event unless it is a replay, let handle() apply it and name (outcome, customer id),
     recalculate that customer's health, commit. The customer known beforehand (its id) is stored with the
-    event, so the usual delivery costs no UPDATE of it; so are the health settings when the caller read them."""
+    event, so the usual delivery costs no UPDATE of it; so are the health settings when the caller read them.
+    raw: the body the payload was read from, stored as it is when it can be (payloads.stored_text)."""
     try:
         event_id = insert_new_event({"source": source, "delivery_id": delivery_id, "event_type": event_type,
-                                     "payload": payload, "customer_id": known})
+                                     "payload": payload, "customer_id": known}, raw)
         if event_id is None:
-            db.session.rollback()
+            db.session.commit()  # nothing was written; COMMIT keeps psycopg's prepared statements, ROLLBACK drops them
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
         if health_settings is None:
@@ -129,7 +131,7 @@ def customer_by_key(api_key: str) -> Customer | None:
     return customer
 
 
-def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
+def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes | None = None) -> Receipt:
     portal_settings, health_settings = settings.current_with_health()
     effect = github.effect_of(event_name, payload, portal_settings)
     customer = customer_by_login(effect.logins)
@@ -144,16 +146,16 @@ def receive_github(delivery_id: str, event_name: str, payload: dict) -> Receipt:
 
     known = customer.id if customer else None
     return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, known,
-                   health_settings)
+                   health_settings, raw)
 
 
-def receive_track(customer: Customer, request: TrackEvent, payload: dict) -> Receipt:
+def receive_track(customer: Customer, request: TrackEvent, payload: dict, raw: bytes | None = None) -> Receipt:
     def handle() -> tuple[str, int | None]:
         apply(customer.id, "action", request.step, counts=dict(request.counts))
         return "processed", customer.id
 
     delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
-    return receive("action", delivery_id, request.event_type, payload, handle, customer.id)
+    return receive("action", delivery_id, request.event_type, payload, handle, customer.id, raw=raw)
 
 
 def signup(request: LandingEvent) -> Customer:
@@ -164,7 +166,7 @@ def signup(request: LandingEvent) -> Customer:
     return customers.add_customer(request.fields, "landing", signup_date=clock.local_date(request.occurred_at))
 
 
-def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> Receipt:
+def receive_landing(delivery_id: str, request: LandingEvent, payload: dict, raw: bytes | None = None) -> Receipt:
     validation.email(request.email)  # before it reaches a query
 
     def handle() -> tuple[str, int | None]:
@@ -176,7 +178,7 @@ def receive_landing(delivery_id: str, request: LandingEvent, payload: dict) -> R
         apply(customer.id, "landing", "account_created", request.occurred_at)
         return "processed", customer.id
 
-    return receive("landing", delivery_id, request.event, payload, handle)
+    return receive("landing", delivery_id, request.event, payload, handle, raw=raw)
 
 
 def apply_stored(event: Event, customer: Customer, actor: str) -> None:
@@ -202,9 +204,9 @@ def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailN
     return {notification.provider_message_id: notification for notification in found}
 
 
-def insert_new_event(values: dict) -> int | None:
-    """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate."""
-    stored = {**values, "payload": payloads.stored_text(values["payload"])}
+def insert_new_event(values: dict, raw: bytes | None = None) -> int | None:
+    """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate. raw: see receive()."""
+    stored = {**values, "payload": payloads.stored_text(values["payload"], raw)}
     return db.session.execute(new_event_statement(dialect()), stored).scalar()
 
 

@@ -94,9 +94,10 @@ def reply(receipt: service.Receipt, status: str | None = None):
 
 @bp.post("/webhooks/github")
 def github_webhook():
-    payload = parse_json(github_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256")))
+    raw = github_json(signed_body("GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256"))
+    payload = parse_json(raw)
     delivery_id, event_name = header("X-GitHub-Delivery"), header("X-GitHub-Event")
-    receipt = service.receive_github(delivery_id, event_name, payload)
+    receipt = service.receive_github(delivery_id, event_name, payload, raw)
     pong = event_name == "ping" and receipt.status != "duplicate"
     return reply(receipt, "pong" if pong else None)
 
@@ -106,18 +107,20 @@ def metrics_track():
     customer = service.customer_by_key(request.headers.get("x-api-key", ""))
     if customer is None:
         raise ApiError(401, "missing or invalid x-api-key")
-    payload = parse_json(raw_body())
+    raw = raw_body()
+    payload = parse_json(raw)
     event = track.parse(payload, request.headers.get("Idempotency-Key"))
     if Customer.key_of(event.customer_id) != customer.id:
         raise ApiError(403, "this API key may only post events for its own customer")
-    return reply(service.receive_track(customer, event, payload))
+    return reply(service.receive_track(customer, event, payload, raw))
 
 
 @bp.post("/webhooks/landing")
 def landing_webhook():
-    payload = parse_json(signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256"))
+    raw = signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256")
+    payload = parse_json(raw)
     delivery_id = header("X-Event-Id")
-    return reply(service.receive_landing(delivery_id, landing.parse(payload), payload))
+    return reply(service.receive_landing(delivery_id, landing.parse(payload), payload, raw))
 
 
 def ecdsa_signed_body() -> bytes:
