@@ -9,12 +9,12 @@ import functools
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
-from sqlalchemy import JSON, Select, Text, bindparam, cast, func, select, update
+from sqlalchemy import JSON, Text, bindparam, cast, func, literal_column, null, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .. import clock, health, metrics, settings, validation
+from .. import clock, health, settings, validation
 from ..customers import service as customers
 from ..extensions import db
 from ..models import Customer, EmailNotification, Event, Onboarding, format_id
@@ -37,25 +37,33 @@ class Receipt:
 RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sender may retry
 
 
-def receive(source: str, delivery_id: str, event_type: str, payload: dict,
-            handle: Callable[[], tuple[str, int | None]], known: int | None = None, health_settings=None,
-            raw: bytes | None = None) -> Receipt:
-    """Store the event unless it is a replay, let handle() apply it and name (outcome, customer id),
-    recalculate that customer's health, commit. The customer known beforehand (its id) is stored with the
-    event, so the usual delivery costs no UPDATE of it; so are the health settings when the caller read them.
-    raw: the body the payload was read from, stored as it is when it can be (payloads.stored_text)."""
+@dataclass(frozen=True)
+class Stored:
+    """An event just inserted: its id, the customer stored with it and, for a GitHub delivery, whether that
+    customer had already done the step the delivery ticks (None when nobody said)."""
+
+    id: int
+    customer_id: int | None
+    step_done: bool | None = None
+
+
+def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple[str, int | None]],
+            health_settings=None) -> Receipt:
+    """Store the event with store() (None: a replay, which inserted nothing), let handle() apply it and name
+    (outcome, customer id), recalculate that customer's health, commit. The customer stored with the event is
+    nearly always the one handle() names, so the usual delivery costs no UPDATE of it; the health settings are
+    read here unless the caller has them."""
     try:
-        event_id = insert_new_event({"source": source, "delivery_id": delivery_id, "event_type": event_type,
-                                     "payload": payload, "customer_id": known}, raw)
-        if event_id is None:
+        event = store()
+        if event is None:
             db.session.commit()  # nothing was written; COMMIT keeps psycopg's prepared statements, ROLLBACK drops them
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
         if health_settings is None:
             health_settings = health.current_settings()
-        outcome, customer_id = handle()
-        if (outcome, customer_id) != ("processed", known):
-            db.session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome, customer_id=customer_id)
+        outcome, customer_id = handle(event)
+        if (outcome, customer_id) != ("processed", event.customer_id):
+            db.session.execute(update(Event).where(Event.id == event.id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
             health.recalculate([customer_id], settings=health_settings)
@@ -72,10 +80,10 @@ def receive(source: str, delivery_id: str, event_type: str, payload: dict,
 
 
 def apply(customer_id: int, actor: str, step: str | None = None, when=None,
-          counts: dict | None = None, day=None, steps_done: Mapping[str, bool] | None = None) -> None:
-    """Tick the step and add the counts. steps_done: the customer's steps as already read, so that a delivery
-    whose step is ticked (nearly all of them) loads no Customer object at all."""
-    if step and not (steps_done or {}).get(step):
+          counts: dict | None = None, day=None, step_done: bool | None = None) -> None:
+    """Tick the step and add the counts. step_done: whether the customer had done the step when the event was
+    stored, so that a delivery whose step is ticked (nearly all of them) loads no Customer object at all."""
+    if step and not step_done:
         customer = db.session.get(Customer, customer_id)
         # Locked, then read again: of two first deliveries arriving together, the second waits here and then
         # finds the step ticked, so it is ticked (and audited) once, with the first one's time.
@@ -86,37 +94,31 @@ def apply(customer_id: int, actor: str, step: str | None = None, when=None,
         customers.add_counts(customer_id, counts, actor, day, audited=False)
 
 
-@dataclass(frozen=True)
-class Match:
-    """The customer a GitHub delivery names: its id and which onboarding steps it has done."""
-
-    id: int
-    steps_done: Mapping[str, bool]
-
-
-@functools.cache
-def login_lookup() -> Select:
-    """The customers whose lower-cased login is :login1, :login2 or :login3, with their steps. Built once, on the
-    tables' columns with three plain parameters (a payload names at most three logins): building, expanding and
-    ORM-loading a statement cost more than running it, and every delivery runs this one."""
-    customers, onboarding = Customer.__table__, Onboarding.__table__
-    login = func.lower(customers.c.github_username)
-    return (select(customers.c.id, login.label("login"), *(onboarding.c[step] for step in metrics.STEPS))
-            .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
-            .where(login.in_([bindparam(name) for name in LOGIN_PARAMETERS])))
-
-
 LOGIN_PARAMETERS = [f"login{number}" for number in range(1, len(github.LOGIN_PATHS) + 1)]
 
 
-def customer_by_login(logins: tuple[str, ...]) -> Match | None:
-    """The customer of the first login that names one."""
-    if not logins:
-        return None
-    padded = (logins + logins[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)]
-    found = {row.login: row for row in db.session.execute(login_lookup(), dict(zip(LOGIN_PARAMETERS, padded)))}
-    row = next((found[login] for login in logins if login in found), None)
-    return Match(row.id, health.steps_of(row)) if row else None
+@functools.cache
+def github_event_statement(dialect_name: str, step: str | None):
+    """new_event_statement storing the customer that :login1, else :login2, else :login3 names (each a lookup in
+    the unique index of lower-cased logins), and returning whether that customer has done `step`: one statement
+    where a lookup before the insert cost a round trip to the database on every delivery. Built once per step."""
+    events, customers, onboarding = Event.__table__, Customer.__table__, Onboarding.__table__
+    login = func.lower(customers.c.github_username)
+    named = [select(customers.c.id).where(login == bindparam(name)).scalar_subquery() for name in LOGIN_PARAMETERS]
+    done = null()
+    if step:  # the stored row's column, named in full: SQLite writes RETURNING's own columns unqualified
+        stored_customer = literal_column(f"{events.name}.{events.c.customer_id.name}")
+        done = select(onboarding.c[step]).where(onboarding.c.customer_id == stored_customer).scalar_subquery()
+    return (new_event_statement(dialect_name).values(customer_id=func.coalesce(*named))
+            .returning(events.c.customer_id, done.label("step_done")))
+
+
+def insert_github_event(values: dict, logins: tuple[str, ...], step: str | None, raw: bytes | None) -> Stored | None:
+    """Insert a GitHub delivery with the customer its logins name, first one first (see github_event_statement)."""
+    padded = (logins + logins[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)] if logins else ("",) * 3
+    stored = {**values, "payload": payloads.stored_text(values["payload"], raw), **dict(zip(LOGIN_PARAMETERS, padded))}
+    row = db.session.execute(github_event_statement(dialect(), step), stored).first()
+    return Stored(row.id, row.customer_id, row.step_done) if row else None
 
 
 def customer_by_email(email: str) -> Customer | None:
@@ -134,28 +136,29 @@ def customer_by_key(api_key: str) -> Customer | None:
 def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes | None = None) -> Receipt:
     portal_settings, health_settings = settings.current_with_health()
     effect = github.effect_of(event_name, payload, portal_settings)
-    customer = customer_by_login(effect.logins)
+    values = {"source": "github", "delivery_id": delivery_id, "event_type": github.event_type(event_name, payload),
+              "payload": payload}
 
-    def handle() -> tuple[str, int | None]:
+    def handle(event: Stored) -> tuple[str, int | None]:
         if effect.kind in ("ping", "ignored"):
-            return "ignored", customer.id if customer else None
-        if customer is None:
+            return "ignored", event.customer_id
+        if event.customer_id is None:
             return "unmatched", None
-        apply(customer.id, "github", effect.step, effect.when, dict(effect.counts), effect.day, customer.steps_done)
-        return "processed", customer.id
+        apply(event.customer_id, "github", effect.step, effect.when, dict(effect.counts), effect.day, event.step_done)
+        return "processed", event.customer_id
 
-    known = customer.id if customer else None
-    return receive("github", delivery_id, github.event_type(event_name, payload), payload, handle, known,
-                   health_settings, raw)
+    return receive(lambda: insert_github_event(values, effect.logins, effect.step, raw), handle, health_settings)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict, raw: bytes | None = None) -> Receipt:
-    def handle() -> tuple[str, int | None]:
+    def handle(_event: Stored) -> tuple[str, int | None]:
         apply(customer.id, "action", request.step, counts=dict(request.counts))
         return "processed", customer.id
 
     delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
-    return receive("action", delivery_id, request.event_type, payload, handle, customer.id, raw=raw)
+    values = {"source": "action", "delivery_id": delivery_id, "event_type": request.event_type, "payload": payload,
+              "customer_id": customer.id}
+    return receive(lambda: insert_new_event(values, raw), handle)
 
 
 def signup(request: LandingEvent) -> Customer:
@@ -169,7 +172,7 @@ def signup(request: LandingEvent) -> Customer:
 def receive_landing(delivery_id: str, request: LandingEvent, payload: dict, raw: bytes | None = None) -> Receipt:
     validation.email(request.email)  # before it reaches a query
 
-    def handle() -> tuple[str, int | None]:
+    def handle(_event: Stored) -> tuple[str, int | None]:
         if request.event == "signup":
             return "processed", signup(request).id
         customer = customer_by_email(request.email)
@@ -178,7 +181,8 @@ def receive_landing(delivery_id: str, request: LandingEvent, payload: dict, raw:
         apply(customer.id, "landing", "account_created", request.occurred_at)
         return "processed", customer.id
 
-    return receive("landing", delivery_id, request.event, payload, handle, raw=raw)
+    values = {"source": "landing", "delivery_id": delivery_id, "event_type": request.event, "payload": payload}
+    return receive(lambda: insert_new_event(values, raw), handle)
 
 
 def apply_stored(event: Event, customer: Customer, actor: str) -> None:
@@ -204,10 +208,12 @@ def notifications_for(events: list[email_events.EmailEvent]) -> dict[str, EmailN
     return {notification.provider_message_id: notification for notification in found}
 
 
-def insert_new_event(values: dict, raw: bytes | None = None) -> int | None:
-    """Insert the event unless (source, delivery_id) exists: its id, or None for a duplicate. raw: see receive()."""
+def insert_new_event(values: dict, raw: bytes | None = None) -> Stored | None:
+    """Insert the event unless (source, delivery_id) exists; None for a duplicate. raw: the body the payload was
+    read from, stored as it is when it can be (payloads.stored_text)."""
     stored = {**values, "payload": payloads.stored_text(values["payload"], raw)}
-    return db.session.execute(new_event_statement(dialect()), stored).scalar()
+    event_id = db.session.execute(new_event_statement(dialect()), stored).scalar()
+    return Stored(event_id, values.get("customer_id")) if event_id is not None else None
 
 
 @functools.cache
@@ -231,7 +237,7 @@ def advance_notification(notification_id: int, status: str) -> bool:
     return result.rowcount > 0
 
 
-def store_email_event(item: email_events.EmailEvent, notification: EmailNotification | None) -> int | None:
+def store_email_event(item: email_events.EmailEvent, notification: EmailNotification | None) -> Stored | None:
     return insert_new_event({
         "source": "email_provider", "delivery_id": item.event_id, "event_type": item.event,
         "customer_id": notification.customer_id if notification else None, "payload": item.payload,
@@ -246,13 +252,13 @@ def apply_email_events(events: list[email_events.EmailEvent]) -> dict[str, int]:
     for item in sorted(events, key=lambda event: event.event_id):
         notification = next((notifications[c] for c in item.ids()
                              if c in notifications), None)
-        event_id = store_email_event(item, notification)
-        if event_id is None:
+        stored = store_email_event(item, notification)
+        if stored is None:
             counts["duplicate"] += 1
             continue
         counts["processed" if notification else "unmatched"] += 1
         if notification is not None and item.status:
-            moves.append((notification.id, item.status, event_id))
+            moves.append((notification.id, item.status, stored.id))
     for notification_id, status, event_id in sorted(moves):
         if not advance_notification(notification_id, status):
             db.session.execute(update(Event).where(Event.id == event_id).values(
