@@ -5,6 +5,7 @@ The health formula's weights, bands and window are versioned separately (portal.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import Row, func, select, true
@@ -36,14 +37,16 @@ STORED = select(AppSetting.__table__.c.key, AppSetting.__table__.c.value)  # pla
 
 
 def _with_health():
-    """The newest health settings' version and weights next to each stored setting's key and value (one row, key
-    NULL, when none is stored)."""
+    """The newest health settings' version, creation time and weights next to each stored setting's key, value and
+    time of change (one row, key NULL, when none is stored)."""
     versions, stored = HealthSettings.__table__, AppSetting.__table__
-    columns = [versions.c.version, *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
+    columns = [versions.c.version, versions.c.created_at,
+               *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
     # max() rather than ORDER BY ... LIMIT :n: with no parameter, PostgreSQL plans the prepared statement once.
     newest = select(*columns).where(versions.c.version == select(func.max(versions.c.version)).scalar_subquery())
     newest = newest.subquery()
-    return select(newest, stored.c.key, stored.c.value).select_from(newest.outerjoin(stored, true()))
+    return (select(newest, stored.c.key, stored.c.value, stored.c.updated_at)
+            .select_from(newest.outerjoin(stored, true())))
 
 
 WITH_HEALTH = _with_health()
@@ -57,13 +60,48 @@ def parsed(stored: dict[str, str]) -> dict[str, Any]:
     return {key: parse(stored[key]) if key in stored else default for key, (default, parse) in SETTINGS.items()}
 
 
-def current_with_health() -> tuple[dict[str, Any], Row | HealthSettings]:
-    """current() and health.current_settings() (as a row of its version and weights) in one statement: every
-    webhook delivery needs both."""
+@dataclass(frozen=True)
+class Current:
+    """current() and the newest health settings (a row of their version and weights, or the HealthSettings just
+    created), with their fingerprint: it changes whenever any of them does."""
+
+    portal: dict[str, Any]
+    health: Row | HealthSettings
+    fingerprint: tuple
+
+
+def fingerprint_columns() -> list:
+    """Columns that a statement can return (as scalar subqueries) to give the settings' fingerprint as they are now:
+    the newest health settings' version and creation time, and the last change to the stored settings."""
+    versions, stored = HealthSettings.__table__, AppSetting.__table__
+    newest = select(func.max(versions.c.version)).scalar_subquery()
+    return [newest.label("health_version"),
+            select(versions.c.created_at).where(versions.c.version == newest).scalar_subquery().label("health_created"),
+            select(func.max(stored.c.updated_at)).scalar_subquery().label("settings_changed")]
+
+
+# The last settings read, per database: a webhook delivery starts from them and its insert returns the
+# fingerprint_columns(), so they are read again only after a change (integrations.service.receive_github).
+_remembered: dict[str, Current] = {}
+
+
+def read() -> Current:
+    """The settings in one statement, remembered for remembered()."""
     rows = db.session.execute(WITH_HEALTH).all()
-    if not rows:  # no health settings yet: the first use creates them
-        return current(), health.current_settings()
-    return parsed({row.key: row.value for row in rows if row.key is not None}), rows[0]
+    if not rows:  # no health settings yet: the first use creates them; the empty fingerprint matches nothing
+        return Current(current(), health.current_settings(), ())
+    changes = [row.updated_at for row in rows if row.updated_at is not None]
+    newest = rows[0]
+    read_now = Current(parsed({row.key: row.value for row in rows if row.key is not None}), newest,
+                       (newest.version, newest.created_at, max(changes, default=None)))
+    _remembered[str(db.engine.url)] = read_now
+    return read_now
+
+
+def remembered() -> Current:
+    """The settings this process last read from this database, perhaps out of date (compare their fingerprint with
+    fingerprint_columns()), or read now when there are none."""
+    return _remembered.get(str(db.engine.url)) or read()
 
 
 def get(key: str) -> Any:

@@ -167,19 +167,45 @@ def test_counts_are_recorded_by_the_event_and_steps_in_the_audit_log(client, peo
         ("issues.labeled", Customer.key_of(people["codertocat"]))]
 
 
-def test_settings_come_with_the_newest_health_settings(ctx):
+def test_settings_come_with_the_newest_health_settings_and_a_fingerprint(ctx):
     settings.update({"trigger_label": "bug"}, "test")
     db.session.add(HealthSettings(version=2, window_days=14, created_by="test"))
     db.session.flush()
-    portal_settings, health_settings = settings.current_with_health()
-    assert portal_settings == settings.current() and portal_settings["trigger_label"] == "bug"
-    assert (health_settings.version, health_settings.window_days) == (2, 14)
+    read = settings.read()
+    assert read.portal == settings.current() and read.portal["trigger_label"] == "bug"
+    assert (read.health.version, read.health.window_days) == (2, 14)
+    now = db.session.execute(select(*settings.fingerprint_columns())).one()
+    assert read.fingerprint == tuple(now) and settings.remembered() == read
+    settings.update({"pr_branch_prefix": "fix/"}, "test")
+    db.session.flush()
+    assert tuple(db.session.execute(select(*settings.fingerprint_columns())).one()) != read.fingerprint
 
 
-def test_settings_with_health_create_the_default_health_settings(ctx):
+def test_settings_read_creates_the_default_health_settings(ctx):
     db.session.execute(HealthSettings.__table__.delete())
-    portal_settings, health_settings = settings.current_with_health()
-    assert portal_settings["trigger_label"] == "rsolv" and health_settings.version == 1
+    read = settings.read()
+    assert read.portal["trigger_label"] == "rsolv" and read.health.version == 1 and read.fingerprint == ()
+
+
+def test_a_delivery_after_another_process_changed_the_settings_follows_them(client, people):
+    post_github(client, fixture("issues.labeled.json"), "issues")  # this process remembers the settings
+    with db.engine.begin() as other:  # as another worker would: nothing here forgets what it remembered
+        other.execute(text("UPDATE app_settings SET value = 'rsolv', updated_at = :now WHERE key = 'trigger_label'"),
+                      {"now": dt.datetime.now(dt.timezone.utc)})
+        other.execute(text("INSERT INTO health_settings (version, onboarding_weight, activity_per_day, activity_max, "
+                           "success_weight, volume_per_pr, volume_max, champion_min, healthy_min, needs_attention_min, "
+                           "window_days, created_at, created_by) SELECT 2, 50, activity_per_day, activity_max, "
+                           "success_weight, volume_per_pr, volume_max, champion_min, healthy_min, needs_attention_min, "
+                           "window_days, :now, 'test' FROM health_settings WHERE version = 1"),
+                      {"now": dt.datetime.now(dt.timezone.utc)})
+    assert post_github(client, fixture("issues.labeled.json"), "issues").status_code == 202  # "bug": not the label now
+    payload = fixture("issues.labeled.json")
+    payload["label"]["name"] = "rsolv"
+    assert post_github(client, payload, "issues").status_code == 200
+    assert engagement(people["codertocat"]) == {DAY: {"issues_tagged": 2}}
+    db.session.expire_all()
+    snapshot = db.session.scalars(select(HealthScore).filter_by(customer_id=Customer.key_of(people["codertocat"]))).one()
+    assert snapshot.settings_version == 2
 
 
 def test_a_duplicate_delivery_changes_nothing(client, people):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from sqlalchemy import JSON, Text, bindparam, cast, func, literal_column, null, select, update
@@ -45,28 +45,28 @@ class Stored:
     id: int
     customer_id: int | None
     step_done: bool | None = None
+    settings: tuple = ()  # a GitHub delivery's: the settings' fingerprint as the insert found them
 
 
 def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple[str, int | None]],
-            health_settings=None) -> Receipt:
+            health_settings: Callable[[], object] | None = None) -> Receipt:
     """Store the event with store() (None: a replay, which inserted nothing), let handle() apply it and name
     (outcome, customer id), recalculate that customer's health, commit. The customer stored with the event is
     nearly always the one handle() names, so the usual delivery costs no UPDATE of it; the health settings are
-    read here unless the caller has them."""
+    read here unless the caller has them (health_settings(), called once the event is stored)."""
     try:
         event = store()
         if event is None:
             db.session.commit()  # nothing was written; COMMIT keeps psycopg's prepared statements, ROLLBACK drops them
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
-        if health_settings is None:
-            health_settings = health.current_settings()
+        weights = health_settings() if health_settings else health.current_settings()
         outcome, customer_id = handle(event)
         if (outcome, customer_id) != ("processed", event.customer_id):
             db.session.execute(update(Event).where(Event.id == event.id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
-            health.recalculate([customer_id], settings=health_settings)
+            health.recalculate([customer_id], settings=weights)
         db.session.commit()
     except (IntegrityError, DBAPIError) as error:
         db.session.rollback()
@@ -100,8 +100,9 @@ LOGIN_PARAMETERS = [f"login{number}" for number in range(1, len(github.LOGIN_PAT
 @functools.cache
 def github_event_statement(dialect_name: str, step: str | None):
     """new_event_statement storing the customer that :login1, else :login2, else :login3 names (each a lookup in
-    the unique index of lower-cased logins), and returning whether that customer has done `step`: one statement
-    where a lookup before the insert cost a round trip to the database on every delivery. Built once per step."""
+    the unique index of lower-cased logins), and returning whether that customer has done `step` and the settings'
+    fingerprint: one statement where a lookup of the customer and a read of the settings before the insert each
+    cost a round trip to the database on every delivery. Built once per step."""
     events, customers, onboarding = Event.__table__, Customer.__table__, Onboarding.__table__
     login = func.lower(customers.c.github_username)
     named = [select(customers.c.id).where(login == bindparam(name)).scalar_subquery() for name in LOGIN_PARAMETERS]
@@ -110,7 +111,7 @@ def github_event_statement(dialect_name: str, step: str | None):
         stored_customer = literal_column(f"{events.name}.{events.c.customer_id.name}")
         done = select(onboarding.c[step]).where(onboarding.c.customer_id == stored_customer).scalar_subquery()
     return (new_event_statement(dialect_name).values(customer_id=func.coalesce(*named))
-            .returning(events.c.customer_id, done.label("step_done")))
+            .returning(events.c.customer_id, done.label("step_done"), *settings.fingerprint_columns()))
 
 
 def insert_github_event(values: dict, logins: tuple[str, ...], step: str | None, raw: bytes | None) -> Stored | None:
@@ -118,7 +119,9 @@ def insert_github_event(values: dict, logins: tuple[str, ...], step: str | None,
     padded = (logins + logins[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)] if logins else ("",) * 3
     stored = {**values, "payload": payloads.stored_text(values["payload"], raw), **dict(zip(LOGIN_PARAMETERS, padded))}
     row = db.session.execute(github_event_statement(dialect(), step), stored).first()
-    return Stored(row.id, row.customer_id, row.step_done) if row else None
+    if row is None:
+        return None
+    return Stored(row.id, row.customer_id, row.step_done, (row.health_version, row.health_created, row.settings_changed))
 
 
 def customer_by_email(email: str) -> Customer | None:
@@ -134,10 +137,22 @@ def customer_by_key(api_key: str) -> Customer | None:
 
 
 def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes | None = None) -> Receipt:
-    portal_settings, health_settings = settings.current_with_health()
-    effect = github.effect_of(event_name, payload, portal_settings)
+    """The delivery's effect comes from the settings this process last read; the insert that stores the delivery
+    returns their fingerprint, and only when it differs (a setting changed since) are they read again and the
+    effect worked out anew."""
+    current = settings.remembered()
+    effect = github.effect_of(event_name, payload, current.portal)
     values = {"source": "github", "delivery_id": delivery_id, "event_type": github.event_type(event_name, payload),
               "payload": payload}
+
+    def store() -> Stored | None:
+        nonlocal current, effect
+        event = insert_github_event(values, effect.logins, effect.step, raw)
+        if event is None or event.settings == current.fingerprint:
+            return event
+        current, step = settings.read(), effect.step
+        effect = github.effect_of(event_name, payload, current.portal)
+        return event if effect.step == step else replace(event, step_done=None)
 
     def handle(event: Stored) -> tuple[str, int | None]:
         if effect.kind in ("ping", "ignored"):
@@ -147,7 +162,7 @@ def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes 
         apply(event.customer_id, "github", effect.step, effect.when, dict(effect.counts), effect.day, event.step_done)
         return "processed", event.customer_id
 
-    return receive(lambda: insert_github_event(values, effect.logins, effect.step, raw), handle, health_settings)
+    return receive(store, handle, lambda: current.health)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict, raw: bytes | None = None) -> Receipt:
