@@ -72,11 +72,11 @@ class Current:
 
 def fingerprint_columns() -> list:
     """Columns that a statement can return (as scalar subqueries) to give the settings' fingerprint as they are now:
-    the newest health settings' version and creation time, and the last change to the stored settings."""
+    when the newest health settings were created (every version is a new row) and the last change to the stored
+    settings. Times rather than the version number, so that a database emptied and filled again does not pass for
+    the one a process remembers."""
     versions, stored = HealthSettings.__table__, AppSetting.__table__
-    newest = select(func.max(versions.c.version)).scalar_subquery()
-    return [newest.label("health_version"),
-            select(versions.c.created_at).where(versions.c.version == newest).scalar_subquery().label("health_created"),
+    return [select(func.max(versions.c.created_at)).scalar_subquery().label("health_created"),
             select(func.max(stored.c.updated_at)).scalar_subquery().label("settings_changed")]
 
 
@@ -93,7 +93,7 @@ def read() -> Current:
     changes = [row.updated_at for row in rows if row.updated_at is not None]
     newest = rows[0]
     read_now = Current(parsed({row.key: row.value for row in rows if row.key is not None}), newest,
-                       (newest.version, newest.created_at, max(changes, default=None)))
+                       (newest.created_at, max(changes, default=None)))
     _remembered[str(db.engine.url)] = read_now
     return read_now
 

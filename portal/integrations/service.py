@@ -121,7 +121,7 @@ def insert_github_event(values: dict, logins: tuple[str, ...], step: str | None,
     row = db.session.execute(github_event_statement(dialect(), step), stored).first()
     if row is None:
         return None
-    return Stored(row.id, row.customer_id, row.step_done, (row.health_version, row.health_created, row.settings_changed))
+    return Stored(row.id, row.customer_id, row.step_done, (row.health_created, row.settings_changed))
 
 
 def customer_by_email(email: str) -> Customer | None:
