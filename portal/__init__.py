@@ -3,8 +3,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import config
-from . import database
+from . import config, database
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent

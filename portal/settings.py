@@ -36,22 +36,6 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 STORED = select(AppSetting.__table__.c.key, AppSetting.__table__.c.value)  # plain rows: every webhook reads them
 
 
-def _with_health():
-    """The newest health settings' version, creation time and weights next to each stored setting's key, value and
-    time of change (one row, key NULL, when none is stored)."""
-    versions, stored = HealthSettings.__table__, AppSetting.__table__
-    columns = [versions.c.version, versions.c.created_at,
-               *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
-    # max() rather than ORDER BY ... LIMIT :n: with no parameter, PostgreSQL plans the prepared statement once.
-    newest = select(*columns).where(versions.c.version == select(func.max(versions.c.version)).scalar_subquery())
-    newest = newest.subquery()
-    return (select(newest, stored.c.key, stored.c.value, stored.c.updated_at)
-            .select_from(newest.outerjoin(stored, true())))
-
-
-WITH_HEALTH = _with_health()
-
-
 def current() -> dict[str, Any]:
     return parsed(dict(db.session.execute(STORED).all()))
 
@@ -80,6 +64,26 @@ def fingerprint_columns() -> list:
             select(func.max(stored.c.updated_at)).scalar_subquery().label("settings_changed")]
 
 
+def fingerprint_of(row: Row) -> tuple:
+    """The fingerprint in a row that has the fingerprint_columns()."""
+    return row.health_created, row.settings_changed
+
+
+def _with_health():
+    """The newest health settings' version and weights next to each stored setting's key and value (one row, key
+    NULL, when none is stored), each row with the settings' fingerprint as fingerprint_columns() gives it."""
+    versions, stored = HealthSettings.__table__, AppSetting.__table__
+    columns = [versions.c.version, *(versions.c[name] for name in metrics.Weights.__dataclass_fields__)]
+    # max() rather than ORDER BY ... LIMIT :n: with no parameter, PostgreSQL plans the prepared statement once.
+    newest = select(*columns).where(versions.c.version == select(func.max(versions.c.version)).scalar_subquery())
+    newest = newest.subquery()
+    return (select(newest, stored.c.key, stored.c.value, *fingerprint_columns())
+            .select_from(newest.outerjoin(stored, true())))
+
+
+WITH_HEALTH = _with_health()
+
+
 # The last settings read, per database: a webhook delivery starts from them and its insert returns the
 # fingerprint_columns(), so they are read again only after a change (integrations.service.receive_github).
 _remembered: dict[str, Current] = {}
@@ -90,10 +94,9 @@ def read() -> Current:
     rows = db.session.execute(WITH_HEALTH).all()
     if not rows:  # no health settings yet: the first use creates them; the empty fingerprint matches nothing
         return Current(current(), health.current_settings(), ())
-    changes = [row.updated_at for row in rows if row.updated_at is not None]
     newest = rows[0]
     read_now = Current(parsed({row.key: row.value for row in rows if row.key is not None}), newest,
-                       (newest.created_at, max(changes, default=None)))
+                       fingerprint_of(newest))
     _remembered[str(db.engine.url)] = read_now
     return read_now
 

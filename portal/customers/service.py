@@ -148,12 +148,12 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     day = day or clock.today()
     counts = {count: counts.get(count, 0) for count in Engagement.COUNTS}  # a count left out adds nothing
     key = {"customer_id": customer_id, "date": day}
-    # PostgreSQL says whether the upsert created the row; SQLite is asked beforehand (in-process, so cheap).
+    row = {**key, **counts}
     if not audited:
-        return upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS, returning=("id",)).one().id
+        return upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=("id",)).one().id
+    # PostgreSQL says whether the upsert created the row; SQLite is asked beforehand (in-process, so cheap).
     existed = None if dialect() == "postgresql" else db.session.execute(select(Engagement.id).filter_by(**key)).first()
-    after = upsert(Engagement.__table__, [{**key, **counts}], key, add=Engagement.COUNTS,
-                   returning=("id", *Engagement.COUNTS)).one()
+    after = upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=("id", *Engagement.COUNTS)).one()
     created = after.inserted if after.inserted is not None else existed is None
     # The totals before are the returned ones less what was added: exact even when another writer came first.
     changes = {count: (getattr(after, count) - counts[count], getattr(after, count))

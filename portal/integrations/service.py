@@ -116,12 +116,13 @@ def github_event_statement(dialect_name: str, step: str | None):
 
 def insert_github_event(values: dict, logins: tuple[str, ...], step: str | None, raw: bytes | None) -> Stored | None:
     """Insert a GitHub delivery with the customer its logins name, first one first (see github_event_statement)."""
-    padded = (logins + logins[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)] if logins else ("",) * 3
+    named = logins or ("",)  # no login: an empty one, which names nobody
+    padded = (named + named[-1:] * len(LOGIN_PARAMETERS))[:len(LOGIN_PARAMETERS)]
     stored = {**values, "payload": payloads.stored_text(values["payload"], raw), **dict(zip(LOGIN_PARAMETERS, padded))}
     row = db.session.execute(github_event_statement(dialect(), step), stored).first()
     if row is None:
         return None
-    return Stored(row.id, row.customer_id, row.step_done, (row.health_created, row.settings_changed))
+    return Stored(row.id, row.customer_id, row.step_done, settings.fingerprint_of(row))
 
 
 def customer_by_email(email: str) -> Customer | None:
