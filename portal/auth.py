@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Email, Length
 
 from .extensions import db, login_manager
 from .models import LoginAttempt, User, utcnow
+from .validation import database_key
 
 bp = Blueprint("auth", __name__)
 MAX_FAILURES = 5
@@ -25,7 +26,8 @@ login_manager.login_message = "Please sign in to see that page."
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """The session's user; a deactivated one is signed out at their next request."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    key = database_key(user_id)
+    user = db.session.get(User, key) if key is not None else None
     return user if user is not None and user.active else None
 
 

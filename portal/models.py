@@ -14,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 from .metrics import BLOCKER_TYPES, STAGES, STATUSES as HEALTH_STATUSES, STEPS
+from .validation import LARGEST_KEY, whole_number
 
 ROLES = ("admin", "member", "viewer")
 CUSTOMER_STATUSES = ("active", "paused", "churned")
@@ -64,11 +65,8 @@ def format_id(prefix: str, key: int) -> str:
 def parse_id(prefix: str, public_id: str) -> int | None:
     """The integer key behind a public id such as c1001, or None when it is not one."""
     text = public_id.strip().lower()
-    digits = text[len(prefix):]
-    if not text.startswith(prefix) or not digits.isdigit():
-        return None
-    number = int(digits) - PUBLIC_ID_OFFSET
-    return number if number > 0 else None
+    number = whole_number(text[len(prefix):], LARGEST_KEY + PUBLIC_ID_OFFSET) if text.startswith(prefix) else None
+    return number - PUBLIC_ID_OFFSET if number is not None and number > PUBLIC_ID_OFFSET else None
 
 
 class PublicId:

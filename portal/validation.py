@@ -76,7 +76,25 @@ def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
     return cleaned
 
 
+def whole_number(text: str | None, last: int) -> int | None:
+    """A number from 1 to `last` written in ASCII digits, or None: checked before int() is asked, which takes any
+    Unicode digit ("²" passes isdigit() but not int()) and refuses more than 4,300 digits."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(last))):
+        return None
+    return int(text) if 0 < int(text) <= last else None
+
+
+# The largest value of an INTEGER column on PostgreSQL (SQLite's are wider): a larger key in a query would fail.
+LARGEST_KEY = 2**31 - 1
+
+
+def database_key(text: str | None) -> int | None:
+    """A row's integer key from text a user or a URL gave, or None when it cannot be one: a lookup then finds
+    nothing rather than failing on a number the database cannot hold."""
+    return whole_number(text, LARGEST_KEY)
+
+
 def page_number(text: str | None, last: int = 100_000) -> int:
     """A page number from a query string: 1 for anything that is not one."""
-    text = text or "1"
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < last else 1
+    return whole_number(text, last - 1) or 1

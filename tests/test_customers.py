@@ -80,7 +80,10 @@ def test_table_is_a_page_or_a_fragment(member):
     [("q=C3%40EXAMPLE", ["Org 003"]), ("q=org-2", ["Org 002"]), ("cohort=GA", ["Org 002"]),
      ("stage=initial_adoption", []), ("stage=onboarding", ["Org 002", "Org 003"]), ("status=churned", []),
      ("band=at_risk", ["Org 001", "Org 002", "Org 003"]), ("owner=none", ["Org 001", "Org 002", "Org 003"]),
-     ("sort=organization&dir=desc", ["Org 003", "Org 002", "Org 001"]), ("stage=bogus", ["Org 001", "Org 002", "Org 003"])],
+     ("sort=organization&dir=desc", ["Org 003", "Org 002", "Org 001"]), ("stage=bogus", ["Org 001", "Org 002", "Org 003"]),
+     ("q=_", []), ("q=%25", []), ("q=org%20_02", []),  # typed, not LIKE wildcards
+     ("owner=99999999999999999999", ["Org 001", "Org 002", "Org 003"]), ("owner=%C2%B2", ["Org 001", "Org 002", "Org 003"]),
+     (f"page={'9' * 5000}", ["Org 001", "Org 002", "Org 003"])],
 )
 def test_search_filter_and_sort(member, query, shown):
     text = member.get(f"/customers?{query}", headers=HX).get_data(as_text=True)
@@ -189,8 +192,28 @@ def test_edit_a_cell_in_place(app, member, token):
         assert (change.actor, change.old_value, change.new_value) == ("Member User", "5", "42")
 
 
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_table_cells_are_the_cells_an_edit_puts_back(app, auth, customers, role):
+    """The table writes its editable cells out rather than calling the cells macro: the markup must stay the same."""
+    with app.app_context():
+        customer = db.session.get(Customer, 2)
+        customer.cohort, customer.industry = "", ""
+        customer.owner_id = add_user("member@example.com", "Member User", "member").id
+        db.session.commit()
+    auth.login(role)
+    table = auth.client.get("/customers?q=org%20002", headers=HX).get_data(as_text=True)
+    in_table = re.findall(r'<td data-cell="(\w+)".*?</td>', table)
+    assert in_table == list(service.EDITABLE)
+    for field in service.EDITABLE:
+        cell = auth.client.get(f"/customers/c1002/cell/{field}").get_data(as_text=True).strip()
+        assert re.search(rf'<td data-cell="{field}".*?</td>', table).group(0) == cell
+    assert ("tabindex" in table) == (role == "member") and ">–<" in table and ">Member User<" in table
+
+
 @pytest.mark.parametrize("field, value, message", [("team_size", "0", "at least 1"), ("team_size", "many", "whole number"),
                                                    ("status", "gone", "must be one of"), ("owner", "999", "active team member"),
+                                                   ("owner", "99999999999", "active team member"),
+                                                   ("owner", "²", "active team member"),
                                                    ("organization", "", "required"), ("cohort", "x" * 51, "longer than 50")])
 def test_a_bad_value_shows_its_error_in_the_cell_and_saves_nothing(app, member, token, field, value, message):
     response = member.post(f"/customers/c1001/cell/{field}", data={"value": value}, headers={**HX, "X-CSRFToken": token})
@@ -227,7 +250,8 @@ def test_missing_csrf_token_is_refused(member):
 
 
 @pytest.mark.parametrize("path", ["/customers/c9999", "/customers/x1", "/customers/c1001/cell/email/edit",
-                                  "/customers/c1001/timeline?page=1&x", "/customers/c1000"])
+                                  "/customers/c1001/timeline?page=1&x", "/customers/c1000",
+                                  "/customers/c99999999999999999999", "/customers/c²", f"/customers/c{'1' * 5000}"])
 def test_unknown_things_are_404(member, path):
     expected = 200 if "timeline" in path else 404
     assert member.get(path).status_code == expected
@@ -311,6 +335,9 @@ def test_notes_tasks_and_feedback(app, member, token):
     bad = member.post("/customers/c1001/feedback", data={"nps": "11", "source": "call", "csrf_token": token},
                       follow_redirects=True)
     assert "The feedback was not saved" in bad.get_data(as_text=True)
+    for assignee in ("99999999999", "²"):
+        unknown = member.post("/customers/c1001/interventions", data={**task, "assignee": assignee}, follow_redirects=True)
+        assert "The note was not saved" in unknown.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalars(select(Intervention.title)).all() == ["Call the CTO"]
         assert db.session.scalars(select(Feedback.nps)).all() == [9]

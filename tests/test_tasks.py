@@ -67,8 +67,9 @@ def test_done_and_snooze_in_place_and_audited(app, client, tasks):
             AuditLog.table_name == "interventions")) >= 3
     again = client.post(f"/tasks/{tasks['Late call']}/complete", data={"csrf_token": token})
     assert again.status_code == 409 and "already closed" in again.get_data(as_text=True)
-    assert client.post(f"/tasks/{tasks['Review tomorrow']}/snooze",
-                       data={"days": "90", "csrf_token": token}).status_code == 422
+    for days in ("90", "0", "²", "9" * 5000, "-1"):
+        assert client.post(f"/tasks/{tasks['Review tomorrow']}/snooze",
+                           data={"days": days, "csrf_token": token}).status_code == 422
     assert client.post(f"/tasks/{tasks['A note']}/complete", data={"csrf_token": token}).status_code == 404
 
 

@@ -11,7 +11,7 @@ from ..auth import actor, editor_required, login_required
 from ..emails import queries as email_queries, suppression
 from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
-from ..validation import ValidationError, page_number
+from ..validation import ValidationError, database_key, page_number
 from ..churn import service as churn
 from ..feedback import service as feedback_service
 from ..tasks import service as tasks
@@ -164,7 +164,8 @@ def timeline_page(customer_id: str):
 def add_intervention(customer_id: str):
     customer = get_customer_or_404(customer_id)
     form = InterventionForm()
-    assignee = db.session.get(User, int(form.assignee.data)) if (form.assignee.data or "").isdigit() else None
+    key = database_key(form.assignee.data)
+    assignee = db.session.get(User, key) if key is not None else None
     if not form.validate() or (form.assignee.data and assignee is None):
         problems = "; ".join(f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items())
         flash("The note was not saved: " + (problems or "choose an active team member"), "error")

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Row, Select, and_, bindparam, func, or_, select
+from sqlalchemy import (ARRAY, CompoundSelect, Integer, Row, Select, and_, any_, bindparam, cast, func, or_, select,
+                        union_all)
 from werkzeug.datastructures import MultiDict
 
-from .. import metrics
+from .. import metrics, sql, validation
 from ..extensions import db
 from ..pages import Page, query_args
 from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User, format_id, override_in_force
-from ..validation import page_number
 
 PAGE_SIZE = 50
 SORTS = {
@@ -30,7 +31,7 @@ SORTS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filters:
     """What the table shows, read from the query string so every state has a URL."""
 
@@ -46,15 +47,11 @@ class Filters:
 
     @classmethod
     def from_args(cls, args: MultiDict) -> Filters:
-        filters = cls(**{name: args.get(name, "").strip()[:100] for name in ("q", "cohort", "owner")})
+        values = {name: args.get(name, "").strip()[:100] for name in ("q", "cohort", "owner")}
         for name, allowed in (("stage", metrics.STAGES), ("band", metrics.STATUSES), ("status", CUSTOMER_STATUSES)):
-            value = args.get(name, "")
-            if value in allowed:
-                setattr(filters, name, value)
-        filters.sort = args.get("sort") if args.get("sort") in SORTS else "organization"
-        filters.desc = args.get("dir") == "desc"
-        filters.page = page_number(args.get("page"))
-        return filters
+            values[name] = args.get(name) if args.get(name) in allowed else ""
+        return cls(**values, sort=args.get("sort") if args.get("sort") in SORTS else "organization",
+                   desc=args.get("dir") == "desc", page=validation.page_number(args.get("page")))
 
     def args(self, **changes) -> dict:
         """The query-string arguments of this state with some changed (for links); empty ones left out."""
@@ -69,110 +66,123 @@ class Filters:
         descending = column == self.sort and not self.desc
         return self.args(sort=column, dir="desc" if descending else "", page=1)
 
+    def shape(self) -> Filters:
+        """The same filters on page 1 with a placeholder for each value: what the table's statements depend on. They
+        are built once for each shape and given the values as parameters (see params)."""
+        def given(value: str) -> str:
+            return value and "?"
+
+        owner = "none" if self.owner == "none" else "id" if validation.database_key(self.owner) else ""
+        return Filters(q=given(self.q), cohort=given(self.cohort), stage=given(self.stage), band=given(self.band),
+                       owner=owner, status=given(self.status), sort=self.sort, desc=self.desc)
+
+    def params(self, today: dt.date) -> dict:
+        """The values of the statements' parameters (more than a shape's statements need does no harm)."""
+        typed = self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # as typed, not wildcards
+        return {"pattern": f"%{typed}%", "cohort": self.cohort, "stage": self.stage, "band": self.band,
+                "owner": validation.database_key(self.owner), "status": self.status, "today": today}
+
+
+# The statements' parameters: their values come from Filters.params, the offsets from paginate.
+TODAY, OFFSET, TAIL_LIMIT, TAIL_OFFSET = (bindparam(name) for name in ("today", "offset", "tail_limit", "tail_offset"))
+PATTERN = bindparam("pattern")
+
 
 def owned_by(owner: str) -> list:
     """The condition of an owner filter: "none" for nobody, a user id, or anything else for anyone."""
     if owner == "none":
         return [Customer.owner_id.is_(None)]
-    return [Customer.owner_id == int(owner)] if owner.isdigit() else []
+    key = validation.database_key(owner)
+    return [Customer.owner_id == key] if key is not None else []
 
 
-def customer_conditions(filters: Filters) -> list:
-    """The WHERE clauses of the filters on the customer itself: search, cohort, status, owner."""
+def customer_conditions(shape: Filters) -> list:
+    """The WHERE clauses of the filters on the customer itself: search, cohort, status, owner (as owned_by)."""
     where = []
-    if filters.q:
-        pattern = f"%{filters.q.lower()}%"
-        where.append(or_(func.lower(Customer.email).like(pattern), func.lower(Customer.organization).like(pattern),
-                         func.lower(Customer.github_username).like(pattern)))
-    if filters.cohort:
-        where.append(Customer.cohort == filters.cohort)
-    if filters.status:
-        where.append(Customer.status == filters.status)
-    return where + owned_by(filters.owner)
-
-
-def snapshot_conditions(filters: Filters) -> list:
-    """The WHERE clauses of the filters on today's health snapshot: stage and band."""
-    where = []
-    if filters.stage:
-        where.append(HealthScore.stage == filters.stage)
-    if filters.band:
-        where.append(HealthScore.status == filters.band)
+    if shape.q:
+        where.append(or_(*(func.lower(column).like(PATTERN, escape="\\")
+                           for column in (Customer.email, Customer.organization, Customer.github_username))))
+    if shape.cohort:
+        where.append(Customer.cohort == bindparam("cohort"))
+    if shape.status:
+        where.append(Customer.status == bindparam("status"))
+    if shape.owner == "none":
+        where.append(Customer.owner_id.is_(None))
+    elif shape.owner:
+        where.append(Customer.owner_id == bindparam("owner"))
     return where
 
 
-def conditions(filters: Filters) -> tuple[list, bool]:
+def snapshot_conditions(shape: Filters) -> list:
+    """The WHERE clauses of the filters on today's health snapshot: stage and band."""
+    where = []
+    if shape.stage:
+        where.append(HealthScore.stage == bindparam("stage"))
+    if shape.band:
+        where.append(HealthScore.status == bindparam("band"))
+    return where
+
+
+def conditions(shape: Filters) -> tuple[list, bool]:
     """The WHERE clauses of the filters, and whether they need today's health snapshot."""
-    on_snapshot = snapshot_conditions(filters)
-    return customer_conditions(filters) + on_snapshot, bool(on_snapshot)
+    on_snapshot = snapshot_conditions(shape)
+    return customer_conditions(shape) + on_snapshot, bool(on_snapshot)
 
 
-def todays_score(today: dt.date):
-    return and_(HealthScore.customer_id == Customer.id, HealthScore.date == today)
-
+TODAYS_SCORE = and_(HealthScore.customer_id == Customer.id, HealthScore.date == TODAY)
 
 # Only the owner can be NULL (nobody): nobody sorts last in both directions. The others are NOT NULL, and leaving
 # NULLS LAST off them lets PostgreSQL walk their index backwards for a descending sort.
 NULLABLE_SORTS = {"owner"}
 
 
-def sort_order(filters: Filters) -> list:
+def sort_order(shape: Filters) -> list:
     """The sort's key, then the id in the same direction for ties: so an index of (key, id) serves both directions."""
-    key = SORTS[filters.sort]
-    order = key.desc() if filters.desc else key.asc()
-    return [order.nulls_last() if filters.sort in NULLABLE_SORTS else order,
-            Customer.id.desc() if filters.desc else Customer.id]
+    key = SORTS[shape.sort]
+    order = key.desc() if shape.desc else key.asc()
+    return [order.nulls_last() if shape.sort in NULLABLE_SORTS else order,
+            Customer.id.desc() if shape.desc else Customer.id]
 
 
-# Sorts by a column of today's snapshot: the page is read from the snapshots (see snapshot_sorted_ids).
+# Sorts by a column of today's snapshot: the page is read from the snapshots (see ranked_ids_query).
 SNAPSHOT_SORTS = {"score", "stage"}
 
 
-def ranked_ids_query(filters: Filters, today: dt.date) -> Select:
+def ranked_ids_query(shape: Filters) -> Select:
     """The ids of the matching customers with today's snapshot, in the sort's order. The query reads the day's
     snapshots (in score order from ix_health_scores_date_score) and checks each one's customer against the filters,
     so it stops at the page rather than joining and sorting every matching customer first."""
-    key = SORTS[filters.sort]
-    query = select(HealthScore.customer_id).where(HealthScore.date == today, *snapshot_conditions(filters))
-    on_customer = customer_conditions(filters)
+    key = SORTS[shape.sort]
+    query = select(HealthScore.customer_id.label("id")).where(HealthScore.date == TODAY, *snapshot_conditions(shape))
+    on_customer = customer_conditions(shape)
     if on_customer:
         query = query.where(select(Customer.id).where(Customer.id == HealthScore.customer_id, *on_customer).exists())
-    if filters.desc:
+    if shape.desc:
         return query.order_by(key.desc(), HealthScore.customer_id.desc())
     return query.order_by(key.asc(), HealthScore.customer_id.asc())
 
 
-def unranked_ids_query(filters: Filters, today: dt.date) -> Select:
+def unranked_ids_query(shape: Filters) -> Select:
     """The ids of the matching customers without today's snapshot, which a snapshot sort shows last."""
-    snapshot = select(HealthScore.id).where(todays_score(today)).exists()
-    query = select(Customer.id).where(*customer_conditions(filters), ~snapshot)
-    return query.order_by(Customer.id.desc() if filters.desc else Customer.id)
+    snapshot = select(HealthScore.id).where(TODAYS_SCORE).exists()
+    query = select(Customer.id).where(*customer_conditions(shape), ~snapshot)
+    return query.order_by(Customer.id.desc() if shape.desc else Customer.id)
 
 
-def snapshot_sorted_ids(filters: Filters, today: dt.date, offset: int) -> list[int]:
-    """A page of a snapshot sort: the ranked customers, then those without today's snapshot. Those are normally
-    none (every change recalculates the customers it touches, and the day's first page view everyone), so the
-    second query runs only on a page the ranked ones do not fill, and never with a stage or band filter, which
-    only customers with a snapshot can match."""
-    ranked = ranked_ids_query(filters, today)
-    ids = db.session.scalars(ranked.limit(PAGE_SIZE).offset(offset)).all()
-    if len(ids) == PAGE_SIZE or snapshot_conditions(filters):
-        return ids
-    before = offset + len(ids) if ids else db.session.scalar(select(func.count()).select_from(ranked.subquery()))
-    rest = unranked_ids_query(filters, today).limit(PAGE_SIZE - len(ids)).offset(max(offset - before, 0))
-    return ids + db.session.scalars(rest).all()
-
-
-def page_ids_query(filters: Filters, today: dt.date) -> Select:
+def page_ids_query(shape: Filters) -> Select:
     """The ids of the table's rows in order for a sort by a customer's own column (SNAPSHOT_SORTS are read from the
     snapshots), joining the snapshot or owner only when a filter or the sort needs it."""
-    where, needs_health = conditions(filters)
+    where, needs_health = conditions(shape)
     query = select(Customer.id)
     if needs_health:
-        query = query.join(HealthScore, todays_score(today))
-    if filters.sort == "owner":
+        query = query.join(HealthScore, TODAYS_SCORE)
+    if shape.sort == "owner":
         query = query.outerjoin(User, User.id == Customer.owner_id)
-    return query.where(*where).order_by(*sort_order(filters))
+    return query.where(*where).order_by(*sort_order(shape))
+
+
+def ids_query(shape: Filters) -> Select:
+    return ranked_ids_query(shape) if shape.sort in SNAPSHOT_SORTS else page_ids_query(shape)
 
 
 @dataclass
@@ -195,61 +205,94 @@ class TableRow:
     overridden: bool
 
 
-def rows_query() -> Select:
-    """Only the columns the table shows of the customers `ids`, in no particular order, with their snapshot of the day
-    `today`: loading whole Customer, HealthScore and Assessment objects took longer than the query itself. The
-    snapshot join names the ids again so that PostgreSQL looks up those 50 snapshots in the (customer_id, date)
-    index rather than hashing all of the day's."""
-    ids, today = bindparam("ids", expanding=True), bindparam("today")
+ROW_COLUMNS = (Customer.id, Customer.organization, Customer.cohort, Customer.industry, Customer.team_size, User.name,
+               Customer.status, Customer.github_username, HealthScore.stage, HealthScore.score, HealthScore.status,
+               Assessment.band_override, Assessment.override_until)
+
+
+def on_page(ids: Select | CompoundSelect, dialect: str):
+    """The condition that a customer is one of those `ids` selects. PostgreSQL, given the ids as a join or an
+    IN (subquery), hashed every customer to find 50; given `id = ANY(an array of them)` it finds the ids first
+    and looks each customer up by primary key."""
+    page_ids = ids.subquery("page_ids")
+    if dialect == "postgresql":
+        return Customer.id == any_(cast(select(func.array_agg(page_ids.c.id)).scalar_subquery(), ARRAY(Integer)))
+    return Customer.id.in_(select(page_ids.c.id))
+
+
+def count_query(shape: Filters) -> Select:
+    """How many rows the table has: the customers alone, joined to the snapshot only when a filter needs it.
+    count(*) rather than count(id): the database may then count the entries of its smallest index."""
+    where, needs_health = conditions(shape)
+    query = select(func.count()).select_from(Customer)
+    if needs_health:
+        query = query.join(HealthScore, TODAYS_SCORE)
+    return query.where(*where)
+
+
+# The statements of one shape of filters are built once: putting one together (and working out its cache key)
+# took SQLAlchemy about as long as the database took to run it.
+@functools.lru_cache(maxsize=512)
+def page_statement(shape: Filters, dialect: str, with_tail: bool = False) -> Select:
+    """The rows of a page in the table's order with their snapshot of today and, in every row, how many rows the
+    whole table has. Only the columns the table shows: loading whole Customer, HealthScore and Assessment objects
+    took longer than the query itself. `with_tail`: the page goes on past the ranked customers of a snapshot sort
+    with those without today's snapshot, which sort last."""
+    ids = ids_query(shape).limit(PAGE_SIZE).offset(OFFSET)
+    if with_tail:
+        rest = unranked_ids_query(shape).limit(TAIL_LIMIT).offset(TAIL_OFFSET)
+        ids = union_all(select(ids.subquery()), select(rest.subquery()))
+    key = SORTS[shape.sort]
     return (
-        select(Customer.id, Customer.organization, Customer.cohort, Customer.industry, Customer.team_size,
-               User.name, Customer.status, Customer.github_username, HealthScore.stage, HealthScore.score,
-               HealthScore.status, Assessment.band_override, Assessment.override_until)
-        .outerjoin(HealthScore, and_(todays_score(today), HealthScore.customer_id.in_(ids)))
+        select(count_query(shape).correlate(None).scalar_subquery(), *ROW_COLUMNS)
+        .outerjoin(HealthScore, TODAYS_SCORE)
         .outerjoin(Assessment, Assessment.customer_id == Customer.id)
         .outerjoin(User, User.id == Customer.owner_id)
-        .where(Customer.id.in_(ids))
+        .where(on_page(ids, dialect))
+        .order_by(key.desc().nulls_last() if shape.desc else key.asc().nulls_last(),
+                  Customer.id.desc() if shape.desc else Customer.id)
     )
 
 
-# Built once, as its ids and day are parameters: putting it together took as long as running it.
-ROWS = rows_query()
+@functools.lru_cache(maxsize=512)
+def count_statement(shape: Filters, ranked_only: bool = False) -> Select:
+    """How many rows the table has, or with `ranked_only` how many of them have today's snapshot."""
+    return select(func.count()).select_from(ranked_ids_query(shape).subquery()) if ranked_only else count_query(shape)
 
 
 def table_row(row: Row, today: dt.date) -> TableRow:
-    key, organization, cohort, industry, team_size, owner, status, github, stage, score, band, override, until = row
+    _total, key, organization, cohort, industry, team_size, owner, status, github, stage, score, band, override, \
+        until = row
     overriding = override_in_force(override, until, today)
     return TableRow(format_id(Customer.PREFIX, key), organization, cohort, industry, team_size, owner or "", status,
                     github, stage, score, overriding or band, overriding is not None)
 
 
-def count_query(filters: Filters, today: dt.date) -> Select:
-    """How many rows the table has: the customers alone, joined to the snapshot only when a filter needs it.
-    count(*) rather than count(id): the database may then count the entries of its smallest index."""
-    where, needs_health = conditions(filters)
-    query = select(func.count()).select_from(Customer)
-    if needs_health:
-        query = query.join(HealthScore, todays_score(today))
-    return query.where(*where)
-
-
 def paginate(filters: Filters, today: dt.date) -> Page:
-    """One page of the table in two steps. Sorting every matching customer joined to its snapshot and owner, with
-    all their columns, before LIMIT/OFFSET made the page slow; so a narrow query finds the page's 50 ids first (the
-    default sort walks ix_customers_organization_lower and stops at 50), then only those rows are loaded and put
-    back in that order."""
-    total = db.session.scalar(count_query(filters, today))
+    """One page of the table, normally in one statement: a narrow query finds the page's 50 ids (the default sort
+    walks ix_customers_organization_lower and stops at 50, a snapshot sort walks ix_health_scores_date_score), then
+    only those rows are joined to their snapshot and owner, and the count rides along. Sorting every matching
+    customer joined to all of that before LIMIT/OFFSET made the page slow. A second statement runs only on an
+    empty page (for the count, and the last page when the number is past it) and on the page where a snapshot
+    sort reaches the customers without today's snapshot, who follow the ranked ones."""
+    shape, dialect, params = filters.shape(), sql.dialect(), filters.params(today)
+
+    def rows_of(number: int, **tail) -> list[Row]:
+        statement = page_statement(shape, dialect, bool(tail))
+        return db.session.execute(statement, {**params, "offset": (number - 1) * PAGE_SIZE, **tail}).all()
+
+    number = filters.page
+    rows = rows_of(number)
+    total = rows[0][0] if rows else db.session.scalar(count_statement(shape), params)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    page = min(filters.page, pages)
-    offset = (page - 1) * PAGE_SIZE
-    if filters.sort in SNAPSHOT_SORTS:
-        ids = snapshot_sorted_ids(filters, today, offset)
-    else:
-        ids = db.session.scalars(page_ids_query(filters, today).limit(PAGE_SIZE).offset(offset)).all()
-    position = {key: index for index, key in enumerate(ids)}
-    rows = db.session.execute(ROWS, {"ids": ids, "today": today}).all() if ids else []
-    rows.sort(key=lambda row: position[row[0]])
-    return Page([table_row(row, today) for row in rows], total, page, pages)
+    if number > pages:
+        number = pages
+        rows = rows_of(number) if total else []
+    offset = (number - 1) * PAGE_SIZE
+    if shape.sort in SNAPSHOT_SORTS and len(rows) < PAGE_SIZE and offset + len(rows) < total:
+        before = offset + len(rows) if rows else db.session.scalar(count_statement(shape, ranked_only=True), params)
+        rows = rows_of(number, tail_limit=PAGE_SIZE - len(rows), tail_offset=max(offset - before, 0))
+    return Page([table_row(row, today) for row in rows], total, number, pages)
 
 
 def cohorts_in_use() -> Select:
@@ -261,7 +304,7 @@ def cohorts_in_use() -> Select:
     return select(used.c.cohort).where(used.c.cohort.is_not(None))
 
 
-# Built once, like ROWS: putting the recursive query together took longer than running it.
+# Built once, like the page statements: putting the recursive query together took longer than running it.
 COHORTS_IN_USE = cohorts_in_use()
 
 
@@ -271,8 +314,12 @@ def cohorts() -> list[str]:
     return [c for c in ("VIP", "Beta", "GA") if c in used] + sorted(used - {"VIP", "Beta", "GA"})
 
 
+TEAM = select(User).where(User.active).order_by(User.name)
+
+
 def team() -> list[User]:
-    return db.session.scalars(select(User).where(User.active).order_by(User.name)).all()
+    """The active team members, by name."""
+    return db.session.scalars(TEAM).all()
 
 
 def industries() -> list[str]:

@@ -176,7 +176,8 @@ def parse_field(field: str, text: str):
     if field == "owner":
         if not text.strip():
             return None
-        user = db.session.get(User, int(text)) if text.strip().isdigit() else None
+        key = validation.database_key(text)
+        user = db.session.get(User, key) if key is not None else None
         if user is None or not user.active:
             raise ValidationError("choose an active team member", "owner")
         return user.id

@@ -10,7 +10,7 @@ from .. import clock, pages
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
 from ..models import Customer, Intervention
-from ..validation import page_number
+from ..validation import page_number, whole_number
 from . import service
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -56,5 +56,5 @@ def complete(task_id: int):
 def snooze(task_id: int):
     task = task_or_404(task_id)
     days = request.form.get("days", "")
-    return pages.saved_or_refused(lambda: service.snooze(task, int(days) if days.isdigit() else 0, *actor()),
+    return pages.saved_or_refused(lambda: service.snooze(task, whole_number(days, service.MAX_SNOOZE_DAYS) or 0, *actor()),
                                   partial(render_task, task))
