@@ -27,6 +27,8 @@ def email(value: str, field: str = "email") -> str:
 
 def text(value: str, field: str, max_length: int, required: bool = False) -> str:
     value = value.strip()
+    if "\x00" in value:  # PostgreSQL cannot store it
+        raise ValidationError(f"{field} holds a NUL character", field)
     if required and not value:
         raise ValidationError(f"{field} is required", field)
     if len(value) > max_length:

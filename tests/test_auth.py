@@ -81,6 +81,23 @@ def test_security_headers(client):
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
 
 
+def test_a_nul_character_is_refused_before_it_reaches_a_query(app, client, auth):
+    auth.login("member")
+    token = csrf_token(client, "/customers")
+    for path in ("/customers?q=a%00b", "/customers?cohort=%00", "/events?customer=%00", "/login?next=/%00"):
+        assert client.get(path).status_code == 400, path
+    form = {"email": "nul@example.com", "organization": "Org\x00", "github_username": "nul-org", "cohort": "Beta",
+            "industry": "SaaS", "team_size": "3", "signup_date": "2026-11-01", "csrf_token": token}
+    refused = client.post("/customers/new", data=form)
+    assert refused.status_code == 400 and "NUL character" in refused.get_data(as_text=True)
+    assert client.post("/customers/new", data={**form, "organization": "Org"}).status_code == 303
+    with app.app_context():
+        from portal.extensions import db
+        from portal.models import Customer
+
+        assert db.session.scalars(db.select(Customer.organization)).all() == ["Org"]
+
+
 def test_errors_answer_json_to_api_clients(client):
     response = client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404 and response.get_json()["error"] == "Not Found"

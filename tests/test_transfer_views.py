@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import AuditLog, Customer
 
 from .conftest import clean, csrf_token
-from .test_transfer import C, E, SPEC_HEADERS, csv_text, seed, snapshot, unzip
+from .test_transfer import C, E, O, SPEC_HEADERS, csv_text, seed, snapshot, unzip
 
 HX = {"HX-Request": "true"}
 ROUTES = ["/import", "/export", "/export/customer-tracking.zip", *(f"/export/{name}" for name in SPEC_HEADERS)]
@@ -171,6 +171,14 @@ def test_a_boosted_request_gets_the_whole_page(seeded, client, auth):
     auth.login(role="member")
     response = upload(client, C, csv_text(C, {}), headers={**HX, "HX-Boosted": "true"})
     assert response.status_code == 200 and "<html" in response.get_data(as_text=True)
+
+
+def test_a_nul_character_in_a_file_is_a_line_error_not_a_500(client, auth, unchanged):
+    auth.login(role="member")
+    response = upload(client, C, csv_text(C, {"organization": "Delta\x00Org"}))
+    assert response.status_code == 200 and "customers.csv line 2: organization: organization holds a NUL" in text_of(response)
+    response = upload(client, O, csv_text(O, {"id": "o1001", "customer_id": "c1001", "notes": "a\x00b"}))
+    assert "onboarding.csv line 2: notes: notes holds a NUL" in text_of(response)
 
 
 @pytest.mark.parametrize("name, content, message", [

@@ -198,9 +198,12 @@ def update_fields(customer: Customer, values: Mapping[str, str], actor: str, use
     return changes
 
 
+NOTES_LENGTH = 10_000  # an onboarding's notes, typed on the customer page or imported
+
+
 def set_details(customer: Customer, blocker_type: str, notes: str, actor: str, user_id: int | None = None) -> dict:
     values = {"blocker_type": validation.choice(blocker_type or "none", metrics.BLOCKER_TYPES, "blocker_type"),
-              "notes": validation.text(notes, "notes", 10_000)}
+              "notes": validation.text(notes, "notes", NOTES_LENGTH)}
     changes = audit.apply_changes(customer.onboarding, values)
     audit.record(actor, "onboarding", customer.onboarding.public_id, changes, user_id)
     return changes

@@ -166,11 +166,13 @@ class Batch:
                 days = self.check(name, line, "days_to_complete", validation.integer, raw["days_to_complete"], "days_to_complete")
             blocker = self.check(name, line, "blocker_type", validation.choice, raw["blocker_type"] or "none",
                                  metrics.BLOCKER_TYPES, "blocker_type")
+            notes = self.check(name, line, "notes", validation.text, raw["notes"], "notes",
+                               customers.NOTES_LENGTH)
             if customer_key is not None and customer_key in seen:
                 self.error(name, line, "customer_id", f"duplicate of line {seen[customer_key]}")
             seen.setdefault(customer_key, line)
             if len(self.errors) == before:
-                planned.append((customer_key, steps, completed, days, blocker, raw["notes"]))
+                planned.append((customer_key, steps, completed, days, blocker, notes))
         return planned
 
     def apply_onboarding(self, name: str, planned: list) -> None:
