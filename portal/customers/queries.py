@@ -83,9 +83,14 @@ class Filters:
                 "owner": validation.database_key(self.owner), "status": self.status, "today": today}
 
 
-# The statements' parameters: their values come from Filters.params, the offsets from paginate.
-TODAY, OFFSET, TAIL_LIMIT, TAIL_OFFSET = (bindparam(name) for name in ("today", "offset", "tail_limit", "tail_offset"))
-PATTERN = bindparam("pattern")
+# The statements' parameters: their values come from Filters.params, the page's place from paginate. The page's
+# place (integers only) is written into the SQL at each execution rather than sent as a parameter: knowing it,
+# PostgreSQL keeps one plan for the prepared statement of a page, where an unknown offset had it plan every
+# execution afresh.
+TODAY, PATTERN = bindparam("today"), bindparam("pattern")
+LIMIT = bindparam("limit", PAGE_SIZE, Integer, literal_execute=True)
+OFFSET, TAIL_LIMIT, TAIL_OFFSET = (bindparam(name, type_=Integer, literal_execute=True)
+                                   for name in ("offset", "tail_limit", "tail_offset"))
 
 
 def owned_by(owner: str) -> list:
@@ -238,7 +243,7 @@ def page_statement(shape: Filters, dialect: str, with_tail: bool = False) -> Sel
     whole table has. Only the columns the table shows: loading whole Customer, HealthScore and Assessment objects
     took longer than the query itself. `with_tail`: the page goes on past the ranked customers of a snapshot sort
     with those without today's snapshot, which sort last."""
-    ids = ids_query(shape).limit(PAGE_SIZE).offset(OFFSET)
+    ids = ids_query(shape).limit(LIMIT).offset(OFFSET)
     if with_tail:
         rest = unranked_ids_query(shape).limit(TAIL_LIMIT).offset(TAIL_OFFSET)
         ids = union_all(select(ids.subquery()), select(rest.subquery()))
