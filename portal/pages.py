@@ -16,9 +16,11 @@ def wants_fragment() -> bool:
     return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
-def fragment_or_page(partial: str, whole: str, **context):
-    response = render_template(partial if wants_fragment() else whole, **context)
-    return response, 200, {"Vary": "HX-Request"}
+def fragment_or_page(partial: str, whole: str, whole_only: Callable[[], dict] | None = None, **context):
+    """`whole_only`: what only the whole page shows around the partial, worked out only for the whole page."""
+    if wants_fragment():
+        return render_template(partial, **context), 200, {"Vary": "HX-Request"}
+    return render_template(whole, **context, **(whole_only() if whole_only else {})), 200, {"Vary": "HX-Request"}
 
 
 def filtered_list(queries, partial: str, whole: str, **context):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import (ARRAY, CompoundSelect, Integer, Row, Select, and_, any_, bindparam, cast, func, or_, select,
-                        union_all)
+                        literal_column, null, true, union_all)
 from werkzeug.datastructures import MultiDict
 
 from .. import metrics, sql, validation
@@ -156,12 +157,19 @@ SNAPSHOT_SORTS = {"score", "stage"}
 def ranked_ids_query(shape: Filters) -> Select:
     """The ids of the matching customers with today's snapshot, in the sort's order. The query reads the day's
     snapshots (in score order from ix_health_scores_date_score) and checks each one's customer against the filters,
-    so it stops at the page rather than joining and sorting every matching customer first."""
+    so it stops at the page rather than joining and sorting every matching customer first.
+
+    The check is a scalar subquery rather than EXISTS, which PostgreSQL turns into a join: the plan it keeps for a
+    prepared statement, made without the filters' values, then hashed every customer and sorted every snapshot,
+    so it planned each execution afresh instead (a third of the statement's time). A scalar subquery leaves it
+    this one plan. What that costs: a filter few customers match reads many snapshots before the page is full
+    (at 10,000 customers, VIP and churned sorted by health: 4 ms rather than 1.5 ms)."""
     key = SORTS[shape.sort]
     query = select(HealthScore.customer_id.label("id")).where(HealthScore.date == TODAY, *snapshot_conditions(shape))
     on_customer = customer_conditions(shape)
     if on_customer:
-        query = query.where(select(Customer.id).where(Customer.id == HealthScore.customer_id, *on_customer).exists())
+        matches = select(true()).where(Customer.id == HealthScore.customer_id, *on_customer)
+        query = query.where(matches.correlate(HealthScore).scalar_subquery())
     if shape.desc:
         return query.order_by(key.desc(), HealthScore.customer_id.desc())
     return query.order_by(key.asc(), HealthScore.customer_id.asc())
@@ -313,10 +321,15 @@ def cohorts_in_use() -> Select:
 COHORTS_IN_USE = cohorts_in_use()
 
 
-def cohorts() -> list[str]:
-    """Cohorts in use, for the filter and as suggestions (VIP, Beta, GA first)."""
-    used = set(db.session.scalars(COHORTS_IN_USE).all()) - {""}
+def in_order(cohorts: set[str]) -> list[str]:
+    """VIP, Beta and GA first, then the others by name; no empty one."""
+    used = cohorts - {""}
     return [c for c in ("VIP", "Beta", "GA") if c in used] + sorted(used - {"VIP", "Beta", "GA"})
+
+
+def cohorts() -> list[str]:
+    """Cohorts in use, for the filter and as suggestions."""
+    return in_order(set(db.session.scalars(COHORTS_IN_USE).all()))
 
 
 TEAM = select(User).where(User.active).order_by(User.name)
@@ -325,6 +338,23 @@ TEAM = select(User).where(User.active).order_by(User.name)
 def team() -> list[User]:
     """The active team members, by name."""
     return db.session.scalars(TEAM).all()
+
+
+class FiltersChoices(NamedTuple):
+    cohorts: list[str]
+    team: list[Row]  # the id and name of each active team member, by name
+
+
+# The cohorts in use (rows without a user id) and the active team, in one statement built once.
+CHOICES = union_all(select(null().label("id"), COHORTS_IN_USE.subquery().c.cohort.label("name")),
+                    select(User.id, User.name).where(User.active)).order_by(literal_column("name"))
+
+
+def filters_choices() -> FiltersChoices:
+    """What the table's filters offer, cohorts() and team() in one round trip to the database."""
+    rows = db.session.execute(CHOICES).all()
+    return FiltersChoices(in_order({row.name for row in rows if row.id is None}),
+                          [row for row in rows if row.id is not None])
 
 
 def industries() -> list[str]:

@@ -33,20 +33,23 @@ def render_cell(customer: Customer, field: str, tag: str) -> str:
                            can_edit=current_user.role != "viewer")
 
 
-def table_context(filters: queries.Filters) -> dict:
-    today = clock.today()
-    ensure_todays_scores(today)
-    page = queries.paginate(filters, today)
-    return {"filters": filters, "page": page, "cohorts": queries.cohorts(), "team": queries.team(),
-            "bulk_form": FlaskForm(), "stages": metrics.STAGES, "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES,
-            "page_link": lambda number: url_for(".index", **filters.args(page=number))}
+def around_the_table() -> dict:
+    """What the page shows around the table: the filters and the bulk change, with their choices. Search, sort and
+    paging swap the table alone, and skip these."""
+    cohorts, team = queries.filters_choices()
+    return {"cohorts": cohorts, "team": team, "bulk_form": FlaskForm(), "stages": metrics.STAGES,
+            "bands": metrics.STATUSES, "statuses": CUSTOMER_STATUSES}
 
 
 @bp.get("")
 @login_required
 def index():
     filters = queries.Filters.from_args(request.args)
-    return fragment_or_page("customers/_table.html", "customers/index.html", **table_context(filters))
+    today = clock.today()
+    ensure_todays_scores(today)
+    return fragment_or_page("customers/_table.html", "customers/index.html", around_the_table, filters=filters,
+                            page=queries.paginate(filters, today),
+                            page_link=lambda number: url_for(".index", **filters.args(page=number)))
 
 
 def editable_or_404(customer_id: str, field: str) -> Customer:
