@@ -19,8 +19,10 @@ def wants_fragment() -> bool:
 def fragment_or_page(partial: str, whole: str, whole_only: Callable[[], dict] | None = None, **context):
     """`whole_only`: what only the whole page shows around the partial, worked out only for the whole page."""
     if wants_fragment():
-        return render_template(partial, **context), 200, {"Vary": "HX-Request"}
-    return render_template(whole, **context, **(whole_only() if whole_only else {})), 200, {"Vary": "HX-Request"}
+        response = render_template(partial, **context)
+    else:
+        response = render_template(whole, **context, **(whole_only() if whole_only else {}))
+    return response, 200, {"Vary": "HX-Request"}
 
 
 def filtered_list(queries, partial: str, whole: str, **context):
