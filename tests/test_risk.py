@@ -103,3 +103,15 @@ def test_signals_show_on_the_customer_page_and_the_dashboard(ctx, client, auth):
     assert "Risk signals" in page and "Detractor" in page and "No Action activity" in page
     board = client.get("/").get_data(as_text=True)
     assert "1 customer(s) with a signal" in board and "Org 1" in board
+
+
+def test_the_dashboard_overview_counts_everyone_and_lists_those_with_most_signals_first(ctx):
+    customers = [add(number) for number in (3, 1, 2, 4)]  # all inactive: no engagement for 60 days
+    add(5, status="churned")
+    for customer in customers[2:]:
+        db.session.add(Feedback(customer_id=customer.id, nps=2))  # a detractor too: two signals
+    db.session.commit()
+    overview = risk.overview(TODAY, listed=3)
+    assert overview.totals["inactive"] == 4 and overview.totals["detractor"] == 2 and overview.signalled == 4
+    assert [customer.organization for customer, _ in overview.listed] == ["Org 2", "Org 4", "Org 1"]
+    assert [len(signals) for _, signals in overview.listed] == [2, 2, 1]

@@ -141,8 +141,7 @@ class Dashboard:
     bands: dict[str, int]
     at_risk_customers: list[tuple[Customer, HealthScore]]
     trends: Trends
-    signal_counts: dict[str, int]
-    signalled: list[tuple[Customer, list[risk.Signal]]]
+    signals: risk.Overview
 
 
 def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
@@ -169,5 +168,5 @@ def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboar
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],
         trends=trends(today=today),
-        **dict(zip(("signal_counts", "signalled"), risk.counts(today))),
+        signals=risk.overview(today),
     )
