@@ -1,12 +1,13 @@
 """The churn model on a synthetic history with planted mechanics: it finds them and beats the plain score; the
 commands, the weekly job and the customer page."""
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import event, select
 
-from portal import churn
 from portal.churn import cli as churn_cli, features, load, service, synthetic
 from portal.cli import cli
 from portal.extensions import db
@@ -57,7 +58,7 @@ def test_the_model_beats_the_plain_score_on_a_held_out_month(history):
 
 
 def test_the_weekly_training_recovers_the_planted_mechanics(history):
-    counts = churn.train_job()
+    counts = service.train_job()
     stored = service.current()
     assert counts == {"version": stored.version, "samples": stored.samples, "positives": stored.positives}
     weights = dict(zip(stored.features, stored.parameters["coefficients"]))
@@ -147,3 +148,12 @@ def test_churn_demo_fills_an_empty_database_only(app, runner):
     assert result.exit_code == 0 and "12 customers" in result.output
     again = runner.invoke(args=["churn-demo", "--customers", "12", "--days", "60"])
     assert again.exit_code != 0 and "already has customers" in again.output
+
+
+def test_the_app_and_the_command_line_start_without_numpy_or_scikit_learn(tmp_path):
+    """They weigh 100 MB and most of a second on every process: only training and scoring load them."""
+    script = ("import sys; from portal import create_app; import portal.cli; "
+              f"create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path}/x.db', 'SCHEDULER_ENABLED': False}}); "
+              "print(sorted(name for name in ('numpy', 'sklearn', 'scipy') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stderr

@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 from .. import clock
 from ..cli_errors import fail
 from ..extensions import db
-from . import load, service, synthetic
+from . import DATES, HORIZON, STEP, NotEnoughData, load, synthetic
 
 
 def percent(value: float | None) -> str:
@@ -22,13 +22,15 @@ def model() -> None:
 
 
 @model.command("train")
-@click.option("--dates", default=service.DATES, type=click.IntRange(1, 52), show_default=True,
-              help=f"as-of dates to sample, {service.STEP} days apart, ending 30 days ago")
+@click.option("--dates", default=DATES, type=click.IntRange(1, 52), show_default=True,
+              help=f"as-of dates to sample, {STEP} days apart, ending 30 days ago")
 def train(dates: int) -> None:
     """Train on the history whose 30-day outcome is known, and store it as a new version."""
+    from . import service  # numpy and scikit-learn: only the model's commands load them
+
     try:
         stored = service.train("cli", count=dates)
-    except service.NotEnoughData as reason:
+    except NotEnoughData as reason:
         fail(f"cannot train: {reason}")
     db.session.commit()
     fitted = stored.metrics["training"]
@@ -40,10 +42,12 @@ def train(dates: int) -> None:
 @click.option("--cutoff", type=click.DateTime(["%Y-%m-%d"]), help="default: 30 days ago")
 def backtest(cutoff: dt.datetime | None) -> None:
     """Train up to a cutoff, score every active customer at it, compare with who churned in the next 30 days."""
-    day = cutoff.date() if cutoff else clock.today() - dt.timedelta(days=service.HORIZON)
+    from . import service
+
+    day = cutoff.date() if cutoff else clock.today() - dt.timedelta(days=HORIZON)
     try:
         report = service.backtest(day)
-    except service.NotEnoughData as reason:
+    except NotEnoughData as reason:
         fail(f"cannot backtest: {reason}")
     for line in report_lines(report):
         click.echo(line)
@@ -69,6 +73,8 @@ def report_lines(report: dict) -> list[str]:
 @model.command("show")
 def show() -> None:
     """The current version, how it was trained, and its coefficients by feature (per standard deviation)."""
+    from . import service
+
     current = service.current()
     if current is None:
         fail("no churn model yet: run `customer-tracking model train`")

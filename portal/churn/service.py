@@ -9,15 +9,7 @@ from sqlalchemy import func, select
 from .. import audit, clock
 from ..extensions import db
 from ..models import ChurnModel, HealthScore
-from . import drivers, features, model
-
-HORIZON = 30  # a label says "churned within the next 30 days"
-STEP = 14  # days between the as-of dates a training set samples
-DATES = 12  # as-of dates per training set: about half a year of history
-
-
-class NotEnoughData(Exception):
-    """Nothing (or only one outcome) to learn from."""
+from . import DATES, HORIZON, STEP, NotEnoughData, drivers, features, model
 
 
 def training_dates(end: dt.date, count: int = DATES) -> list[dt.date]:

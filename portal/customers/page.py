@@ -12,7 +12,6 @@ from ..emails import queries as email_queries, suppression
 from ..extensions import db
 from ..models import SENTIMENTS, Engagement, HealthScore, HealthSettings, Intervention, User
 from ..validation import ValidationError, database_key, page_number
-from ..churn import service as churn
 from ..feedback import service as feedback_service
 from ..tasks import service as tasks
 from . import assessment, queries, service, timeline
@@ -108,7 +107,13 @@ def page_context(customer) -> dict:
             "bands": metrics.STATUSES, "form": {},
             "tasks": db.session.scalars(tasks.for_customer(customer.id)).all(),
             "recent_emails": email_queries.recent_for(customer.id, 5), "email_block": suppression.reason(customer),
-            "churn": churn.risk_of(customer.id)}
+            "churn": churn_risk(customer.id)}
+
+
+def churn_risk(customer_id: int):
+    from ..churn.service import risk_of  # numpy: loaded with the first customer page, not with every process
+
+    return risk_of(customer_id)
 
 
 @bp.get("/<customer_id>")
