@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from portal import create_app
 from portal.emails import campaigns, delivery
 from portal.extensions import db
-from portal.models import EmailNotification
+from portal.models import Customer, EmailNotification
 
 import common
 
@@ -136,6 +136,9 @@ def run(url: str, customers: int, repeat: int) -> None:
     with SmtpProcess() as server:
         app = mail_app(url, server.port)
         with app.app_context():
+            # The seed spreads customers over statuses as a real book is; only active ones get a summary.
+            db.session.execute(update(Customer).values(status="active"))
+            db.session.commit()
             queued = campaigns.queue_weekly_summaries(common.utc_today())
             if queued != customers:
                 raise RuntimeError(f"expected {customers} weekly summaries queued, got {queued}")
