@@ -16,11 +16,7 @@ import binascii
 import functools
 import re
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from typing import TYPE_CHECKING
 
 from ..validation import ValidationError
 from .payloads import loads
@@ -43,10 +39,19 @@ FORWARD = ("queued", "failed", "sent", "delivered", "opened", "clicked")  # fail
 RANK = {"queued": 0, "failed": 0, "sent": 1, "delivered": 2, "opened": 3, "clicked": 4}
 FINAL = ("bounced", "dropped")
 
+# cryptography (OpenSSL's bindings, 7 MB a process) is imported when a key is first read, not with the app: the
+# command line never needs it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
 
 @functools.lru_cache(maxsize=8)
 def public_key(configured: str) -> ec.EllipticCurvePublicKey:
     """The configured key; ValueError when it is not base64 DER of a P-256 public key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     text = re.sub(r"-----[A-Z ]+-----|\s", "", configured)  # a pasted PEM works too
     try:
         key = load_der_public_key(base64.b64decode(text, validate=True))
@@ -59,6 +64,10 @@ def public_key(configured: str) -> ec.EllipticCurvePublicKey:
 
 def verify(key: ec.EllipticCurvePublicKey, body: bytes, signature: str | None, timestamp: str | None) -> bool:
     """True only for a valid base64 DER signature of timestamp + body; anything missing fails."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if not signature or not timestamp:
         return False
     try:
