@@ -164,6 +164,8 @@ def test_the_unmatched_list_names_who_sent_each_event(member, seeded):
         assert shown in text
     assert text.count("Assign</button>") == 3
     assert 'href="/events/1"' not in text
+    for page in ("²", "9" * 5000, "0", "abc"):  # not a page number: the first page
+        assert member.get(f"/events/unmatched?page={page}").get_data(as_text=True).count("Assign</button>") == 3
 
 
 def labeled_issue_unmatched(client) -> int:

@@ -10,7 +10,7 @@ from ..customers.table import get_customer_or_404
 from ..extensions import db
 from ..models import EVENT_OUTCOMES, EVENT_SOURCES, Customer, Event, format_id
 from ..pages import filtered_list, fragment_or_page
-from ..validation import ValidationError
+from ..validation import ValidationError, page_number
 from . import queries, service
 
 bp = Blueprint("events", __name__)
@@ -39,9 +39,7 @@ def detail(event_id: int):
 
 def render_unmatched(status: int = 200, **errors):
     """The unmatched events; errors maps an event id to the message shown by its assign form."""
-    number = request.args.get("page", "1")
-    number = int(number) if number.isdigit() and 0 < int(number) < 100_000 else 1
-    page = queries.paginate([Event.outcome == "unmatched"], number)
+    page = queries.paginate([Event.outcome == "unmatched"], page_number(request.args.get("page")))
     return render_template("events/unmatched.html", page=page, sender=queries.sender, errors=errors,
                            page_link=lambda n: url_for(".unmatched", page=n)), status
 
