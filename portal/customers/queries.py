@@ -200,9 +200,10 @@ def ids_query(shape: Filters) -> Select:
 
 @dataclass
 class TableRow:
-    """One customer as the table shows them: the editable values (named as the cells are, so the cells macro reads
-    a row and a Customer alike), then today's stage, score and band, None without today's snapshot. The band is
-    the team's override while one is in force, and `overridden` says so."""
+    """One customer as the table shows them: the editable values (named as a Customer names them, the owner as
+    owner_name, so the table's written-out cells and the cells macro read the same names), then today's stage,
+    score and band, None without today's snapshot. The band is the team's override while one is in force, and
+    `overridden` says so."""
 
     public_id: str
     organization: str
