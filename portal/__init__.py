@@ -3,7 +3,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import config, database
+from . import config, database, security
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
+    security.bound_url_numbers(app)
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -49,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     htmx.init_app(app)
 
-    from . import auth, commands, dashboard, errors, metrics, security
+    from . import auth, commands, dashboard, errors, metrics
 
     app.add_template_filter(metrics.label)
     app.context_processor(navigation)

@@ -8,6 +8,9 @@ from email_validator import EmailNotValidError, validate_email
 
 GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 WHOLE_NUMBER = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+# The largest value of an INTEGER column on PostgreSQL (SQLite's are wider): a larger number in a query would fail.
+LARGEST_KEY = 2**31 - 1
+MAX_TEAM_SIZE = 1_000_000  # people in one customer's team: any more is a typing slip
 
 
 class ValidationError(ValueError):
@@ -45,13 +48,20 @@ def github_login(value: str, field: str = "github_username") -> str:
     return value
 
 
-def integer(value: str | int, field: str, minimum: int = 0) -> int:
+def integer(value: str | int, field: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole number from minimum to maximum (by default the largest an INTEGER column holds), checked before int()
+    or the database see it: int() refuses more than 4,300 digits, PostgreSQL a number past its column's range."""
+    maximum = LARGEST_KEY if maximum is None else maximum
     if isinstance(value, str):
         if not WHOLE_NUMBER.match(value):
-            raise ValidationError(f"{field} must be a whole number, not {value!r}", field)
+            raise ValidationError(f"{field} must be a whole number, not {value[:40]!r}", field)
+        if len(value.strip().lstrip("+-").lstrip("0")) > len(str(max(maximum, -minimum))):
+            raise ValidationError(f"{field} must be from {minimum:,} to {maximum:,}", field)
         value = int(value)
     if value < minimum:
         raise ValidationError(f"{field} must be at least {minimum}, not {value}", field)
+    if value > maximum:
+        raise ValidationError(f"{field} must be at most {maximum:,}", field)
     return value
 
 
@@ -85,10 +95,6 @@ def whole_number(text: str | None, last: int) -> int | None:
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(last))):
         return None
     return int(text) if 0 < int(text) <= last else None
-
-
-# The largest value of an INTEGER column on PostgreSQL (SQLite's are wider): a larger key in a query would fail.
-LARGEST_KEY = 2**31 - 1
 
 
 def database_key(text: str | None) -> int | None:

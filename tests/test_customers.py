@@ -223,6 +223,9 @@ def test_table_cells_are_the_cells_an_edit_puts_back(app, auth, customers, role)
 
 
 @pytest.mark.parametrize("field, value, message", [("team_size", "0", "at least 1"), ("team_size", "many", "whole number"),
+                                                   ("team_size", "2147483648", "from 1 to 1,000,000"),
+                                                   ("team_size", "1000001", "at most 1,000,000"),
+                                                   ("team_size", "9" * 5000, "from 1 to 1,000,000"),
                                                    ("status", "gone", "must be one of"), ("owner", "999", "active team member"),
                                                    ("owner", "99999999999", "active team member"),
                                                    ("owner", "²", "active team member"),

@@ -272,11 +272,19 @@ def test_oversize_body_answers_413(client, people):
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}', b'{"action": "labeled", "a": "\\udc00"}',
-                                  b'{"action": "opened", "a": 1e999}'])
+                                  b'{"action": "opened", "a": 1e999}', b'{"action": "a\\u0000b"}',
+                                  b'{"action": "labeled", "sender": {"login": "x\\\\\\u0000"}}',
+                                  '{"action": "a\\u0000b"}'.encode("utf-16")])
 def test_malformed_json_answers_400(client, people, body):
     response = post_github(client, body, "issues")
     assert response.status_code == 400 and response.get_json()["field"] == "body"
     assert events() == []
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(client, people):
+    body = b'{"action": "opened", "issue": {"title": "a\\\\u0000b"}, "repository": {"owner": {"login": "Codertocat"}}}'
+    assert post_github(client, body, "issues").status_code == 202
+    assert events()[0].payload["issue"]["title"] == "a\\u0000b"
 
 
 def test_the_payload_is_stored_as_received(client, people):

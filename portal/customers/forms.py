@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Numbe
 
 from ..metrics import BLOCKER_TYPES, label
 from ..models import FEEDBACK_SOURCES
-from ..validation import ValidationError
+from ..validation import MAX_TEAM_SIZE, ValidationError
 
 
 def team_choices(team) -> dict[str, str]:
@@ -32,7 +32,7 @@ class NewCustomerForm(ServiceErrors, FlaskForm):
     github_username = StringField("GitHub login", validators=[DataRequired(), Length(max=39)])
     cohort = StringField("Cohort", validators=[Length(max=50)])
     industry = StringField("Industry", validators=[Length(max=100)])
-    team_size = IntegerField("Team size", default=1, validators=[InputRequired(), NumberRange(min=1, max=1_000_000)])
+    team_size = IntegerField("Team size", default=1, validators=[InputRequired(), NumberRange(min=1, max=MAX_TEAM_SIZE)])
     owner = SelectField("Owner", choices={}, validate_choice=False)
     signup_date = DateField("Signup date", validators=[Optional()])
 

@@ -56,7 +56,7 @@ CUSTOMER_FIELDS = {
     "github_username": validation.github_login,
     "cohort": lambda value: validation.text(value, "cohort", 50),
     "industry": lambda value: validation.text(value, "industry", 100),
-    "team_size": lambda value: validation.integer(value, "team_size", minimum=1),
+    "team_size": lambda value: validation.integer(value, "team_size", minimum=1, maximum=validation.MAX_TEAM_SIZE),
 }
 OPTIONAL = {"cohort": "", "industry": "", "team_size": "1"}
 

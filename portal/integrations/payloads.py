@@ -24,13 +24,32 @@ def _finite(text: str) -> float:
     return number
 
 
+# \u0000 as an escape of its own: after an even number of backslashes (an odd one makes it the text "\u0000").
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def loads(raw: bytes) -> Any:
     """The JSON value of a raw body, NaN, Infinity and numbers out of range refused; a ValidationError naming the
-    body otherwise."""
+    body otherwise. A NUL character in any string is refused too: no text column of PostgreSQL can store one, and
+    the fields it could hide in (an action, a login, a label) are compared and stored as text."""
     try:
-        return json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
+        payload = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError) as error:
         raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
+    # A body in UTF-16 or UTF-32 (NUL bytes in its encoding) is searched value by value instead.
+    if NUL_ESCAPE.search(raw) or (b"\x00" in raw and holds_nul(payload)):
+        raise ValidationError("the body holds a NUL character (\\u0000), which no text field can store", "body")
+    return payload
+
+
+def holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
 
 
 def parse_json(raw: bytes) -> dict:
