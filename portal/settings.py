@@ -14,22 +14,25 @@ from . import audit, health, metrics, validation
 from .extensions import db
 from .models import AppSetting, HealthSettings
 
+
 def percent(text: str, field: str) -> int:
-    value = validation.integer(text, field, minimum=1)
-    if value > 100:
-        raise validation.ValidationError(f"{field} must be at most 100", field)
-    return value
+    return validation.integer(text, field, minimum=1, maximum=100)
+
+
+def days(field: str) -> Callable[[str], int]:
+    """A number of days: up to ten years, so that dates worked out from it stay dates."""
+    return lambda text: validation.integer(text, field, minimum=1, maximum=3650)
 
 
 # key: (default, parser from text)
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "trigger_label": ("rsolv", lambda text: validation.text(text, "trigger_label", 50, required=True)),
     "pr_branch_prefix": ("rsolv/", lambda text: validation.text(text, "pr_branch_prefix", 100, required=True)),
-    "reengagement_days": (7, lambda text: validation.integer(text, "reengagement_days", minimum=1)),
-    "risk_inactive_days": (14, lambda text: validation.integer(text, "risk_inactive_days", minimum=1)),
+    "reengagement_days": (7, days("reengagement_days")),
+    "risk_inactive_days": (14, days("risk_inactive_days")),
     "risk_rejection_percent": (50, lambda text: percent(text, "risk_rejection_percent")),
-    "risk_blocker_days": (7, lambda text: validation.integer(text, "risk_blocker_days", minimum=1)),
-    "playbook_daily_cap": (10, lambda text: validation.integer(text, "playbook_daily_cap", minimum=1)),
+    "risk_blocker_days": (7, days("risk_blocker_days")),
+    "playbook_daily_cap": (10, lambda text: validation.integer(text, "playbook_daily_cap", minimum=1, maximum=100_000)),
 }
 
 

@@ -156,6 +156,9 @@ def test_portal_settings_alone_add_no_version(app, client, auth):
         ("reengagement_days", "soon", "Reengagement days must be a whole number"),
         ("risk_rejection_percent", "101", "Risk rejection percent must be at most 100."),
         ("risk_blocker_days", "0", "Risk blocker days must be at least 1, not 0."),
+        ("reengagement_days", "3651", "Reengagement days must be at most 3,650."),
+        ("risk_inactive_days", "9" * 30, "Risk inactive days must be from 1 to 3,650."),
+        ("playbook_daily_cap", "2147483648", "Playbook daily cap must be from 1 to 100,000."),
     ],
 )
 def test_bad_settings_are_shown_by_the_field_and_nothing_is_saved(app, client, auth, field, value, message):
