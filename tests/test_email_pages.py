@@ -107,7 +107,7 @@ def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-def test_nps_survey_from_the_customer_page_answered_in_one_click(ctx, client, auth, smtp_server):
+def test_nps_survey_from_the_customer_page_answered_on_confirmation(ctx, client, auth, smtp_server):
     ada = add("ada")
     auth.login("member")
     token = csrf_token(client, f"/customers/{ada.public_id}")
@@ -126,15 +126,27 @@ def test_nps_survey_from_the_customer_page_answered_in_one_click(ctx, client, au
     assert all(url in message.get_body(("plain",)).get_content() for url, _ in links)
 
     nine, three = links[9][0], links[3][0]
-    answered = client.get(path_of(nine))
+    # A mail scanner fetches every link: nothing is recorded until the customer confirms a score.
+    for url, _ in links:
+        assert client.get(path_of(url)).status_code == 200
+    assert db.session.scalars(select(Feedback)).all() == [] and survey.answered_at is None
+    shown = client.get(path_of(nine)).get_data(as_text=True)
+    assert re.search(r'value="9" checked', shown) and len(re.findall(r'type="radio" name="score"', shown)) == 11
+    token = csrf_token(client, path_of(nine))
+    assert client.post(path_of(nine), data={"score": "9"}).status_code == 400  # CSRF
+    for bad in ("11", "-1", "x", "", "²", "9" * 5000):
+        refused = client.post(path_of(nine), data={"score": bad, "csrf_token": token})
+        assert refused.status_code == 422 and "Pick a score from 0 to 10." in refused.get_data(as_text=True)
+    assert db.session.scalars(select(Feedback)).all() == []
+    answered = client.post(path_of(nine), data={"score": "9", "csrf_token": token})
     assert answered.status_code == 200 and "We recorded your score: 9 out of 10" in answered.get_data(as_text=True)
-    second = client.get(path_of(three))
+    second = client.post(path_of(three), data={"score": "3", "csrf_token": token})
     assert "already answered with a score of 9" in second.get_data(as_text=True)
+    assert "already answered with a score of 9" in client.get(path_of(three)).get_data(as_text=True)
     feedback = db.session.scalars(select(Feedback)).one()
     assert (feedback.nps, feedback.source, feedback.customer_id) == (9, "survey", ada.id)
 
     comment_url = path_of(nine) + "/comment"
-    token = csrf_token(client, path_of(nine))
     assert client.post(comment_url, data={"comment": "Great"}).status_code == 400  # CSRF
     thanks = client.post(comment_url, data={"comment": "  Fast fixes!  ", "csrf_token": token})
     assert thanks.status_code == 200 and "Your comment is recorded" in thanks.get_data(as_text=True)
@@ -166,3 +178,18 @@ def test_bad_expired_and_unknown_survey_links_get_a_friendly_page(ctx, client, t
     closed = client.get(f"/nps/{good}")
     assert closed.status_code == 400 and "has closed" in closed.get_data(as_text=True)
     assert db.session.scalars(select(Feedback)).all() == []
+
+
+def test_the_customer_may_confirm_another_score_than_the_link_chose(ctx, client, tracking):
+    from portal.emails import tokens
+
+    ada = add("ada")
+    assert tracking("nps-survey", ada.public_id).exit_code == 0
+    survey = db.session.scalars(select(NpsSurvey)).one()
+    with ctx.test_request_context():
+        link = f"/nps/{tokens.nps_token(survey.id, 0)}"
+    token = csrf_token(client, link)
+    answered = client.post(link, data={"score": "8", "csrf_token": token})
+    assert "We recorded your score: 8 out of 10" in answered.get_data(as_text=True)
+    feedback = db.session.scalars(select(Feedback)).one()
+    assert (feedback.nps, feedback.source) == (8, "survey")

@@ -57,12 +57,28 @@ def survey_of(survey_id: int) -> NpsSurvey:
     return survey
 
 
-def answer_nps(token: str, now: dt.datetime | None = None) -> tuple[NpsSurvey, Feedback, bool]:
-    """Record the link's score once: (survey, its feedback, whether this click recorded it)."""
+def open_survey(token: str, now: dt.datetime | None = None) -> tuple[NpsSurvey, int, Feedback | None]:
+    """What a survey link shows, changing nothing (mail scanners fetch every link): the survey, the link's score,
+    and the recorded answer when there is one."""
     survey_id, score = tokens.nps_answer(token)
     survey, now = survey_of(survey_id), now or clock.now()
-    if survey.answered_at is None and survey.expires_at < now:
+    feedback = db.session.get(Feedback, survey.feedback_id) if survey.feedback_id else None
+    if feedback is None and survey.answered_at is not None:
+        raise BadLink("This survey was already answered.")
+    if feedback is None and survey.expires_at < now:
         raise BadLink("This survey has closed: surveys can be answered for 30 days.")
+    return survey, score, feedback
+
+
+def answer_nps(token: str, score: int, now: dt.datetime | None = None) -> tuple[NpsSurvey, Feedback, bool]:
+    """Record the score the customer confirmed (the link's, or another they picked on its page) once: (survey, its
+    feedback, whether this answer recorded it)."""
+    if not 0 <= score <= 10:
+        raise ValueError(f"an NPS score is 0 to 10, not {score}")
+    now = now or clock.now()
+    survey, _, feedback = open_survey(token, now)
+    if feedback is not None:
+        return survey, feedback, False
     # One atomic claim, so two clicks at once record one answer.
     claimed = db.session.execute(update(NpsSurvey).where(NpsSurvey.id == survey.id, NpsSurvey.answered_at.is_(None))
                                  .values(answered_at=now).execution_options(synchronize_session=False)).rowcount
