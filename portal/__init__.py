@@ -3,7 +3,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import config, database, security
+from . import config, database, outage, security
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +44,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.bound_url_numbers(app)
     db.init_app(app)
     database.init_app(app)
+    outage.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
     htmx.init_app(app)
 
-    from . import auth, commands, dashboard, errors, metrics
+    from . import auth, commands, dashboard, errors, metrics, probes
 
     app.add_template_filter(metrics.label)
     app.context_processor(navigation)
+    app.register_blueprint(probes.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     from .transfer import views as transfer_views

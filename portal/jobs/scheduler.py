@@ -17,7 +17,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, current_app
 
-from .. import clock
+from .. import clock, outage
 from ..extensions import db
 from . import runs
 from .registry import Registry
@@ -125,6 +125,8 @@ def run_scheduled(app: Flask, name: str) -> None:
             job = scheduler.registry(app).get(name)
             now = clock.now()
             runs.run(job, "schedule", now, slot=job.slot(clock.zone(), now, GRACE))
+        except outage.UNAVAILABLE as error:  # logged once per outage, not once per job and minute
+            outage.of(app).refused_request(error)
         except Exception:
             log.exception("scheduled job %s could not run", name)
         finally:

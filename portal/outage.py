@@ -1,0 +1,68 @@
+"""The database going away: every request answers 503 with Retry-After (JSON for senders, a page for people)
+and the log gets one line when an outage starts and one when it ends, not a traceback per request.
+
+A sender that gets 503 knows to retry; nothing was acknowledged, so nothing is lost. The pool's connections
+are replaced by SQLAlchemy once the server answers again, so no restart is needed.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
+
+from .extensions import db
+
+log = logging.getLogger("portal.database")
+# What a database that is down, restarting, refusing connections or out of connections raises.
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+RETRY_AFTER_SECONDS = 5
+
+
+class Outage:
+    """This process's view of the database: since when it has failed, and how many requests it refused."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.refused = 0
+        self.lock = threading.Lock()
+
+    def refused_request(self, error: BaseException) -> None:
+        with self.lock:
+            self.refused += 1
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        log.error("database unavailable, answering 503 until it is back: %s", first_line(error))
+
+    def answered(self) -> None:
+        """A statement succeeded: an outage, if there was one, is over."""
+        with self.lock:
+            if self.since is None:
+                return
+            lasted, refused, self.since, self.refused = time.monotonic() - self.since, self.refused, None, 0
+        log.warning("database available again after %.1f s; %d requests were answered 503", lasted, refused)
+
+
+def first_line(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"[:300]
+
+
+def of(app: Flask | None = None) -> Outage:
+    return (app or current_app).extensions["portal.outage"]
+
+
+def init_app(app: Flask) -> None:
+    outage = app.extensions["portal.outage"] = Outage()
+    with app.app_context():
+        engines = list(db.engines.values())
+    for engine in engines:
+        @event.listens_for(engine, "after_cursor_execute")
+        def executed(*_args) -> None:
+            if outage.since is not None:  # one attribute read a statement while all is well
+                outage.answered()
