@@ -3,7 +3,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import config, database, outage, security
+from . import config, database, monitoring, outage, security
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     database.init_app(app)
     outage.init_app(app)
+    monitoring.init_app(app)  # first, so that its timing covers the other hooks
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

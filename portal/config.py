@@ -49,6 +49,8 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # Links in emails (unsubscribe, NPS answers, the getting-started guide) are absolute: the portal's address.
         "PORTAL_BASE_URL": env("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
+        # /metrics (Prometheus) answers only a scraper that sends this token; unset, it is off.
+        "METRICS_TOKEN": env("METRICS_TOKEN"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
     }

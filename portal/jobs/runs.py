@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.exc import OperationalError, StatementError
 
-from .. import clock
+from .. import clock, monitoring
 from ..extensions import db
 from ..models import JobRun
 from .locks import AdvisoryLock, LeaseLock, lock_for
@@ -84,7 +84,9 @@ def execute(started: Started) -> str:
     """Run the job in the current app context; record the outcome, release the lock, close the session."""
     try:
         outcome, values = _call(started)
-        finished_at = started.now + dt.timedelta(seconds=time.monotonic() - started.clock_start)
+        seconds = time.monotonic() - started.clock_start
+        monitoring.job_finished(started.job.name, outcome, seconds)
+        finished_at = started.now + dt.timedelta(seconds=seconds)
         with db.engine.begin() as connection:
             connection.execute(update(JobRun).where(JobRun.id == started.run_id)
                                .values(outcome=outcome, finished_at=finished_at, **values))

@@ -14,10 +14,11 @@ from ..conftest import csrf_token
 
 ROLES = ("anonymous", "viewer", "member", "admin")
 # (endpoint, method): who may call it. "public": anyone; "signed": anyone, and the request's signature or key
-# decides (401 or 503 without them).
+# decides (401 or 503 without them); "token": a scraper's bearer token, the route off (404) while none is set.
 ACCESS = {
     ("auth.login", "GET"): "public", ("auth.login", "POST"): "public",
     ("auth.logout", "POST"): "viewer",
+    ("monitoring.metrics", "GET"): "token",
     ("probes.healthz", "GET"): "public", ("probes.readyz", "GET"): "public",
     ("static", "GET"): "public",
     ("emails_public.guide", "GET"): "public",
@@ -84,7 +85,7 @@ def test_every_route_has_an_entry(app):
 
 
 def allowed(required: str, role: str) -> bool:
-    return required in ("public", "signed") or (role != "anonymous" and ROLES.index(role) >= ROLES.index(required))
+    return required in ("public", "signed", "token") or (role != "anonymous" and ROLES.index(role) >= ROLES.index(required))
 
 
 @pytest.fixture
@@ -106,7 +107,10 @@ def test_each_role_reaches_what_it_may_and_nothing_else(app, auth, seeded, role)
         response = client.open(path, method=method, headers={"X-CSRFToken": token}, data={"csrf_token": token})
         status, location = response.status_code, response.headers.get("Location", "")
         response.close()
-        if required == "signed":
+        if required == "token":
+            if status != 404:
+                wrong.append((endpoint, method, status))
+        elif required == "signed":
             if status not in (401, 503):  # no signature, or no secret configured to check one with
                 wrong.append((endpoint, method, status))
         elif status >= 500:
