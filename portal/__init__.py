@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, database, monitoring, outage, security
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
@@ -40,6 +41,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_pyfile("config.py", silent=True)
     if test_config:
         app.config.from_mapping(test_config)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # Behind that many proxies the client's address, scheme and host are the ones the proxies forwarded;
+        # without any, X-Forwarded-* headers are the client's own words and are ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     security.bound_url_numbers(app)
     db.init_app(app)

@@ -1,34 +1,30 @@
 """Sign-in and sign-out for team members, and the access rules every view uses."""
 from __future__ import annotations
 
-import datetime as dt
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
+from . import throttle
 from .extensions import db, login_manager
-from .models import LoginAttempt, User, utcnow
-from .validation import database_key
+from .models import User
 
 bp = Blueprint("auth", __name__)
-MAX_FAILURES = 5
-LOCKOUT = dt.timedelta(minutes=5)
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to see that page."
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The session's user; a deactivated one is signed out at their next request."""
-    key = database_key(user_id)
-    user = db.session.get(User, key) if key is not None else None
-    return user if user is not None and user.active else None
+def load_user(session_token: str) -> User | None:
+    """The user whose current session token the session or remember cookie carries (User.get_id); a token that was
+    replaced (sign-out, new password, deactivation) or a deactivated user finds no one, which signs the browser out."""
+    return db.session.scalars(select(User).where(User.session_token == session_token, User.active)).first()
 
 
 def role_required(*roles: str):
@@ -73,23 +69,10 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
-def locked_out(email: str, address: str) -> bool:
-    """5 failures for one account or one address within 5 minutes lock both out for 5 minutes."""
-    now = utcnow()
-    for column, value in ((LoginAttempt.email, email), (LoginAttempt.address, address)):
-        recent = db.session.scalars(
-            select(LoginAttempt.attempted_at).where(column == value, LoginAttempt.attempted_at > now - 2 * LOCKOUT)
-            .order_by(LoginAttempt.attempted_at.desc()).limit(MAX_FAILURES)
-        ).all()
-        if len(recent) == MAX_FAILURES and recent[0] - recent[-1] <= LOCKOUT and now < recent[0] + LOCKOUT:
-            return True
-    return False
-
-
-def record_failure(email: str, address: str) -> None:
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < utcnow() - dt.timedelta(days=1)))
-    db.session.add(LoginAttempt(email=email, address=address))
-    db.session.commit()
+def refused(form: LoginForm, wait: throttle.Wait):
+    response = make_response(render_template("auth/login.html", form=form, wait=wait), 429)
+    response.headers["Retry-After"] = str(wait.seconds)
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -97,19 +80,43 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         email, address = form.email.data.strip().lower(), request.remote_addr or "unknown"
-        if locked_out(email, address):
-            return render_template("auth/login.html", form=form, locked=True), 429
+        wait = throttle.wait_before_attempt(email, address)
+        if wait is not None:
+            return refused(form, wait)
         user = db.session.scalars(select(User).where(func.lower(User.email) == email)).first()
         if user is not None and user.active and user.check_password(form.password.data):
+            throttle.clear_failures(email)
             login_user(user, remember=form.remember.data)
             return redirect(local_path(request.args.get("next")) or url_for("dashboard.index"))
-        record_failure(email, address)
+        throttle.record_failure(email, address)
         flash("Wrong email or password.", "error")
     return render_template("auth/login.html", form=form)
+
+
+def end_sessions_here_and_everywhere() -> None:
+    """Sign-out gives the user a new session token, which ends this session and its remember cookie, and also every
+    other session the user has open on other devices. A session cookie is kept by the browser, not the server, so
+    ending one session alone would need a server-side record of every session, expired and pruned; for a small
+    internal team, signing in again on one's other devices is a fair price for a sign-out that a copied cookie
+    cannot outlive, on a borrowed or shared machine included."""
+    user = current_user._get_current_object()
+    user.end_sessions()
+    db.session.commit()
+    logout_user()
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    end_sessions_here_and_everywhere()
+    flash("You are signed out.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """Ends every session and remember cookie of the user, on every device, here included."""
+    end_sessions_here_and_everywhere()
+    flash("You are signed out on every device.", "success")
     return redirect(url_for("auth.login"))

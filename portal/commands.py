@@ -18,6 +18,7 @@ from .models import ROLES, Customer, User
 from .validation import ValidationError
 
 users = AppGroup("users", help="Team members who sign in to the portal.")
+ACTOR = "cli"  # as the audit log names the command line
 
 
 def read_password() -> str:
@@ -44,6 +45,19 @@ def users_create(email: str, name: str, role: str) -> None:
     except ValidationError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"created {user.role} {user.email}")
+
+
+@users.command("set-password")
+@click.argument("email")
+def users_set_password(email: str) -> None:
+    """Give a team member a new password (asked for, or read from stdin) and end every session they have open."""
+    try:
+        user = team.member(email)
+        team.change_password(user, read_password(), ACTOR)
+    except ValidationError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"new password for {user.email}; their sessions on every device have ended")
 
 
 @click.command("demo-data")

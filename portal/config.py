@@ -1,4 +1,5 @@
 """Settings read from the environment (SPEC section 10); none is needed to try the portal."""
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -8,6 +9,23 @@ def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _whole(name: str, default: int, minimum: int = 0) -> int:
+    """A whole-number setting; a bad value stops the portal at start-up with a message naming the variable."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ValueError(f"{name} must be a whole number of {minimum} or more, not {value!r}")
+    return number
+
+
+ONE_YEAR = 365 * 24 * 60 * 60
 
 
 def _secret_key(instance_path: Path) -> str:
@@ -29,6 +47,10 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    base_url = env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
+    # Served over HTTPS (as customers reach it), cookies travel only over HTTPS and browsers are told to stay on it.
+    https = base_url.lower().startswith("https://")
+    secure_cookies = _bool(env("SESSION_COOKIE_SECURE"), https)
     return {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": overrides.get("SECRET_KEY") or env("SECRET_KEY") or _secret_key(instance_path),
@@ -47,10 +69,19 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "CONVERTKIT_BASE_URL": env("CONVERTKIT_BASE_URL", "https://api.convertkit.com/v3"),
         "CONVERTKIT_TIMEOUT_SECONDS": float(env("CONVERTKIT_TIMEOUT_SECONDS", "5")),
         # Links in emails (unsubscribe, NPS answers, the getting-started guide) are absolute: the portal's address.
-        "PORTAL_BASE_URL": env("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
+        "PORTAL_BASE_URL": base_url,
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
         # /metrics (Prometheus) answers only a scraper that sends this token; unset, it is off.
         "METRICS_TOKEN": env("METRICS_TOKEN"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        # Flask-Login's "Keep me signed in" cookie: as strict as the session's, and kept a month rather than a year.
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": dt.timedelta(days=_whole("REMEMBER_COOKIE_DAYS", 30, minimum=1)),
+        "HSTS_SECONDS": _whole("HSTS_SECONDS", ONE_YEAR if https else 0),
+        # How many reverse proxies stand in front: their X-Forwarded-* headers are believed, a client's are not.
+        "TRUSTED_PROXIES": _whole("TRUSTED_PROXIES", 0),
     }

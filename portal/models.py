@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 
 from flask_login import UserMixin
@@ -84,7 +85,14 @@ class PublicId:
         return parse_id(cls.PREFIX, public_id)
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
+    """A team member. The session and the remember-me cookie carry `session_token` rather than the id (Flask-Login's
+    alternative tokens), so giving the user a new token ends every session and remember cookie they hold."""
+
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
 
@@ -95,9 +103,19 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default="member")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+
+    def get_id(self) -> str:
+        return self.session_token
+
+    def end_sessions(self) -> None:
+        """Sign the user out on every device: the cookies they hold name a token no user has any more."""
+        self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
+        """A new password also ends the sessions opened with the old one."""
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

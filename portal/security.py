@@ -1,5 +1,5 @@
-"""Response headers that keep the browser strict (no inline scripts, no framing, no sniffing), and requests
-refused before any of their text reaches a query."""
+"""Response headers that keep the browser strict (no inline scripts, no framing, no sniffing, HTTPS once it came
+over HTTPS), and requests refused before any of their text reaches a query."""
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter, ValidationError
 
@@ -54,4 +54,9 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        # Only over HTTPS: a browser ignores the header on plain HTTP, and a local http:// portal must stay reachable.
+        # Behind a proxy, request.is_secure follows X-Forwarded-Proto once TRUSTED_PROXIES is set (ProxyFix).
+        hsts_seconds = app.config.get("HSTS_SECONDS", 0)
+        if hsts_seconds and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}; includeSubDomains")
         return response

@@ -158,6 +158,34 @@ def csrf_token(client, path="/login") -> str:
     return match.group(1) or match.group(2)
 
 
+def sign_in(client, email="admin@example.com", password="correct horse battery", remember=False, address="10.0.0.1",
+            headers=None):
+    """POST the sign-in form as a browser at `address` would, "Keep me signed in" ticked when `remember`."""
+    form = {"email": email, "password": password, "csrf_token": csrf_token(client)}
+    if remember:
+        form["remember"] = "y"
+    return client.post("/login", data=form, environ_base={"REMOTE_ADDR": address}, headers=headers)
+
+
+SESSION_COOKIES = ("session", "remember_token")
+
+
+def saved_cookies(client) -> dict[str, str]:
+    """The session and remember-me cookies the browser holds, as someone who copied them would keep them."""
+    return {name: client.get_cookie(name).value for name in SESSION_COOKIES}
+
+
+def replayed(app, name: str, value: str) -> int:
+    """The status of the dashboard for a fresh browser that sets one saved cookie again."""
+    browser = app.test_client()
+    browser.set_cookie(name, value)
+    return browser.get("/").status_code
+
+
+def signed_in_by_each(app, cookies: dict[str, str]) -> dict[str, bool]:
+    return {name: replayed(app, name, value) == 200 for name, value in cookies.items()}
+
+
 class Auth:
     def __init__(self, app, client):
         self.app, self.client = app, client

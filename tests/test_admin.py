@@ -14,7 +14,7 @@ from portal.metrics import STEPS
 from portal.models import AuditLog, HealthScore, HealthSettings, User
 from portal.validation import ValidationError
 
-from .conftest import add_user, csrf_token
+from .conftest import add_user, csrf_token, saved_cookies, signed_in_by_each, sign_in as sign_in_as
 
 PASSWORD = "correct horse battery"
 DEFAULTS = {
@@ -268,6 +268,31 @@ def test_a_deactivated_member_cannot_sign_in_until_reactivated(app, client, auth
     assert sign_in(app, "mo@example.com")
     assert audit_rows(app, "users") == [("Admin User", "mo@example.com", "active", "true", "false"),
                                         ("Admin User", "mo@example.com", "active", "false", "true")]
+
+
+def test_deactivation_ends_the_members_sessions_and_reactivation_needs_a_new_sign_in(app, client, auth):
+    target = other_user(app)
+    members_browser = app.test_client()
+    sign_in_as(members_browser, "mo@example.com", remember=True)
+    copied = saved_cookies(members_browser)
+    auth.login()
+    token = csrf_token(client, "/users")
+    client.post(f"/users/{target}/active", data={"active": "false", "csrf_token": token})
+    ended = {"session": False, "remember_token": False}
+    assert members_browser.get("/").status_code == 302 and signed_in_by_each(app, copied) == ended
+    client.post(f"/users/{target}/active", data={"active": "true", "csrf_token": token})
+    assert members_browser.get("/").status_code == 302 and signed_in_by_each(app, copied) == ended
+    assert sign_in_as(members_browser, "mo@example.com").status_code == 302
+    assert members_browser.get("/").status_code == 200
+
+
+def test_a_role_change_keeps_the_session(app, client, auth):
+    target = other_user(app)
+    members_browser = app.test_client()
+    sign_in_as(members_browser, "mo@example.com")
+    auth.login()
+    client.post(f"/users/{target}/role", data={"role": "viewer", "csrf_token": csrf_token(client, "/users")})
+    assert members_browser.get("/").status_code == 200
 
 
 @pytest.mark.parametrize(

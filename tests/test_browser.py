@@ -35,7 +35,7 @@ def test_sign_in_then_see_the_dashboard(page: Page, live_server, seeded):
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.get_by_role("heading", name="At risk (1)")).to_be_visible()
     expect(page.get_by_role("cell", name="Acme Robotics")).to_be_visible()
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page).to_have_url(re.compile(r"/login$"))
 
 

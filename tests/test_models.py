@@ -38,6 +38,23 @@ def test_upgrade_builds_everything_and_downgrade_undoes_it(empty_app):
         assert "customers" in inspect(db.engine).get_table_names()
 
 
+def test_users_from_before_session_tokens_get_one_each(empty_app):
+    with empty_app.app_context():
+        upgrade(revision="0009_health_scores_score_index")
+        with db.engine.begin() as connection:
+            for email in ("a@example.com", "b@example.com"):
+                connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
+                                        "VALUES (:email, 'A', 'x', 'member', true, CURRENT_TIMESTAMP)"), {"email": email})
+        upgrade()
+        with db.engine.connect() as connection:
+            tokens = connection.execute(text("SELECT session_token FROM users")).scalars().all()
+        assert len(tokens) == len(set(tokens)) == 2 and all(len(token) >= 40 for token in tokens)
+        downgrade(revision="0009_health_scores_score_index")
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 2
+        assert "session_token" not in {column["name"] for column in inspect(db.engine).get_columns("users")}
+
+
 def test_models_and_migrations_agree(empty_app):
     with empty_app.app_context():
         upgrade()

@@ -1,4 +1,4 @@
-"""Team members who sign in: the rules shared by the team page and `flask users create`.
+"""Team members who sign in: the rules shared by the team page and `flask users create` / `set-password`.
 
 Functions validate first and raise ValidationError before changing anything; the caller commits.
 """
@@ -19,14 +19,26 @@ def members() -> list[User]:
     return list(db.session.scalars(select(User).order_by(func.lower(User.name), User.id)))
 
 
+def member(email: str) -> User:
+    """The team member with that email (any letter case), or ValidationError."""
+    user = db.session.scalars(select(User).where(func.lower(User.email) == email.strip().lower())).first()
+    if user is None:
+        raise ValidationError(f"no team member has the email {email.strip()}", "email")
+    return user
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError(f"the password needs at least {MIN_PASSWORD} characters", "password")
+
+
 def new_user(email: str, name: str, role: str, password: str) -> User:
     """A valid user added to the session, or ValidationError naming the field at fault."""
     email = validation.email(email)
     name = validation.text(name, "name", 120, required=True)
     if role not in ROLES:
         raise ValidationError(f"role must be one of {', '.join(ROLES)}", "role")
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"the password needs at least {MIN_PASSWORD} characters", "password")
+    check_password_rules(password)
     if db.session.scalars(select(User).where(func.lower(User.email) == email)).first():
         raise ValidationError(f"a user with email {email} already exists", "email")
     user = User(email=email, name=name, role=role)
@@ -41,6 +53,13 @@ def add_member(email: str, name: str, role: str, password: str, actor: str, acto
     audit.created(actor, "users", user.email, actor_id)
     audit.record(actor, "users", user.email, {"role": (None, role)}, actor_id)
     return user
+
+
+def change_password(user: User, password: str, actor: str, actor_id: int | None = None) -> None:
+    """A new password, which also ends every session the user has open (User.set_password); audited, never shown."""
+    check_password_rules(password)
+    user.set_password(password)
+    audit.record(actor, "users", user.email, {"password": (None, "changed")}, actor_id)
 
 
 def keep_an_admin(user: User) -> None:
@@ -73,6 +92,8 @@ def set_active(user: User, active: bool, actor: str, actor_id: int | None = None
         raise ValidationError("You cannot deactivate yourself: ask another admin.", "active")
     if not active:
         keep_an_admin(user)
+    # Deactivation ends the user's sessions for good: reactivated, they sign in again rather than find old ones alive.
+    user.end_sessions()
     audit.record(actor, "users", user.email, audit.apply_changes(user, {"active": active}), actor_id)
     return True
 
