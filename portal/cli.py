@@ -13,7 +13,7 @@ import click
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
-from . import create_app, health, metrics, validation
+from . import create_app, files, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
 from .churn import cli as churn_cli
 from .cli_errors import fail
@@ -169,9 +169,10 @@ def export_data(output):
     """Write customers, onboarding, engagement and combined metrics CSVs to a zip; print its path."""
     output = output or exports.default_path(Path.cwd())
     try:
-        exports.write_zip(output)
+        with files.written_whole(output) as out:
+            exports.write_zip(out)
     except OSError as error:
-        fail(f"cannot write {output}: {error.strerror}")
+        fail(f"cannot write {output}: {error.strerror or error}; nothing was written")
     click.echo(str(output.resolve()))
 
 

@@ -116,6 +116,31 @@ def test_export_data_writes_the_four_files(tracking, tmp_path):
     assert "'=HYPERLINK(evil)" in customers
 
 
+def test_export_data_on_a_full_disk_says_so_and_leaves_no_file(app, tracking, database_url, tmp_path):
+    """A file-size limit makes writes fail with EFBIG as a full disk fails them with ENOSPC."""
+    import resource
+    import signal
+
+    import uuid
+
+    for number in range(200):  # names that do not compress away
+        add(tracking, org=uuid.uuid4().hex * 4, email=f"ops{number}@example.com", login=f"org-{number}")
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails rather than the process being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4_096, 4_096))
+
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "x", "SCHEDULER_ENABLED": "false"}
+    script = os.path.join(os.path.dirname(sys.executable), "customer-tracking")
+    target = tmp_path / "out" / "export.zip"
+    target.parent.mkdir()
+    result = subprocess.run([script, "export-data", "--output", str(target)], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, preexec_fn=small_disk)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"customer-tracking: cannot write {target}: File too large; nothing was written")
+    assert list(target.parent.iterdir()) == []
+
+
 def test_api_key_prints_a_new_key_and_stores_only_its_hash(app, tracking):
     add(tracking)
     first = tracking("api-key", "c1001").stdout.strip()
