@@ -81,6 +81,12 @@ def iso_date(value: str, field: str) -> dt.date:
         raise ValidationError(f"{field} must be a date as YYYY-MM-DD, not {value!r}", field) from None
 
 
+def within(day: dt.date, field: str, earliest: dt.date, latest: dt.date) -> dt.date:
+    if not earliest <= day <= latest:
+        raise ValidationError(f"{field} must be from {earliest} to {latest}, not {day}", field)
+    return day
+
+
 def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
     cleaned = value.strip().lower()
     if cleaned not in allowed:

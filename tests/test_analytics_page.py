@@ -182,13 +182,16 @@ def test_page_and_csv_downloads_agree(ctx, client, auth):
 
 
 @pytest.mark.parametrize("query, field", [("start=yesterday", "start"), ("end=2026-13-01", "end"),
-                                          ("start=2026-12-01&end=2026-11-01", "start"), ("start=1990-01-01", "start")])
+                                          ("start=2026-12-01&end=2026-11-01", "start"), ("start=1990-01-01", "start"),
+                                          ("end=0001-01-01", "end"), ("start=0001-01-01&end=0001-01-05", "end"),
+                                          ("end=9999-12-31", "end"), ("end=0001100100", "end")])
 def test_bad_dates_are_reported_and_the_defaults_used(client, auth, query, field):
     auth.login()
     page = client.get(f"/analytics?{query}")
     assert page.status_code == 200
     assert f'id="a-{field}-error"' in page.get_data(as_text=True)
-    assert client.get(f"/analytics/retention.csv?{query}").status_code == 200
+    for download in ("/analytics/retention.csv", "/analytics/migration", "/feedback", "/feedback/nps_by_month.csv"):
+        assert client.get(f"{download}?{query}").status_code in (200, 404), download
 
 
 def test_page_needs_sign_in_and_escapes_what_users_typed(ctx, client, auth):
