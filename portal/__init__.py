@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
 
     from . import auth, commands, dashboard, errors, metrics, security
+    from .backups import commands as backup_commands
 
     app.add_template_filter(metrics.label)
     app.context_processor(navigation)
@@ -90,5 +91,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     commands.init_app(app)
     job_commands.init_app(app)
+    backup_commands.init_app(app)
     scheduler.init_app(app)
     return app

@@ -49,6 +49,12 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # Links in emails (unsubscribe, NPS answers, the getting-started guide) are absolute: the portal's address.
         "PORTAL_BASE_URL": env("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
+        # Backups (portal.backups): where the daily job writes them and how many it keeps.
+        "BACKUP_DIR": env("BACKUP_DIR") or str(instance_path / "backups"),
+        "BACKUP_KEEP_DAILY": int(env("BACKUP_KEEP_DAILY", "7")),
+        "BACKUP_KEEP_WEEKLY": int(env("BACKUP_KEEP_WEEKLY", "4")),
+        # The folder of pg_dump and pg_restore when they are not on the PATH nor in /usr/lib/postgresql/*/bin.
+        "PG_BIN_DIR": env("PG_BIN_DIR"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
     }
