@@ -278,8 +278,8 @@ def test_retention_never_deletes_the_newest(keep_daily, keep_weekly):
 
 # The job ------------------------------------------------------------------------------------------------------
 
-def test_the_backup_job_writes_one_prunes_old_ones_and_leaves_other_files_alone(database_url, tmp_path):
-    app = make_app(database_url, BACKUP_DIR=str(tmp_path), BACKUP_KEEP_DAILY=2, BACKUP_KEEP_WEEKLY=1)
+def test_the_backup_job_writes_one_prunes_old_ones_and_leaves_other_files_alone(app, tmp_path):
+    app.config.update(BACKUP_DIR=str(tmp_path), BACKUP_KEEP_DAILY=2, BACKUP_KEEP_WEEKLY=1)
     old = ["portal-backup-20261101T023000Z.tar", "portal-backup-20261102T023000Z.tar",
            "portal-backup-20261103T023000Z.tar"]
     others = ["notes.txt", "portal-backup-latest.tar", "portal-backup-20261101T023000Z.tar.gz"]
@@ -296,7 +296,6 @@ def test_the_backup_job_writes_one_prunes_old_ones_and_leaves_other_files_alone(
         run = db.session.scalars(select(JobRun).where(JobRun.job == "backup")).one()
         assert run.counts == {"written": 1, "kept": 2, "deleted": 2}
         db.session.remove()
-        db.engine.dispose()
     backups = sorted(path.name for path in tmp_path.iterdir() if archive.stamp_of(path.name))
     assert len(backups) == 2 and backups[0] == "portal-backup-20261103T023000Z.tar"
     assert archive.stamp_of(backups[1])[0] == now.replace(microsecond=0)
