@@ -172,7 +172,7 @@ def test_jobs_run_of_an_unknown_job_fails_in_one_line(runner):
     result = runner.invoke(args=["jobs", "run", "nope"])
     assert result.exit_code == 1
     assert result.output == ("Error: unknown job 'nope'; the jobs are: health, deliver_emails, weekly_emails, "
-                             "reengagement, at_risk_playbook, churn_model, playbooks\n")
+                             "reengagement, at_risk_playbook, churn_model, playbooks, backup\n")
 
 
 def test_jobs_run_reports_a_failure_and_a_held_lock(app, runner, probe):
