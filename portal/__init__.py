@@ -62,7 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .admin import views as admin_views  # the views add the admin routes to admin.bp
 
     app.register_blueprint(admin_views.bp)
-    from .customers import page, table  # noqa: F401  (importing page adds the customer page to table.bp)
+    from .customers import erase_page, page, table  # noqa: F401  (importing them adds their pages to table.bp)
 
     app.register_blueprint(table.bp)
     from .integrations import views as integrations_views
