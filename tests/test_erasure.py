@@ -13,6 +13,7 @@ from portal.extensions import db
 from portal.feedback import service as feedback_service
 from portal.jobs import runs
 from portal.jobs.scheduler import scheduler
+from portal.transfer import exports, imports
 from portal.models import (
     Assessment, AuditLog, Customer, EmailNotification, Engagement, Event, Feedback, HealthScore, Intervention,
     JobRun, Onboarding,
@@ -212,3 +213,20 @@ def test_the_retention_setting_is_on_the_settings_page_and_refuses_a_negative_nu
     assert response.status_code == 303
     with app.app_context():
         assert settings.get("erase_churned_after_days") == 90
+
+
+def test_an_import_never_brings_erased_data_back_and_an_export_after_erasure_imports_unchanged(ctx, tmp_path):
+    customer = target_customer()
+    before = tmp_path / "before.zip"
+    exports.write_zip(before)
+    erasure.erase(customer, "cli")
+    db.session.commit()
+    imports.import_path(before, actor="import")
+    db.session.commit()
+    assert [text for text in PERSONAL if text.lower() in everything_stored()] == []
+
+    after = tmp_path / "after.zip"
+    exports.write_zip(after)
+    result = imports.import_path(after, actor="import")
+    assert not result.created and not result.updated
+    db.session.rollback()
