@@ -79,8 +79,10 @@ def figures(customer_id: int) -> dict:
     steps = [getattr(Onboarding, step) for step in ("welcome_email_sent", "account_created", "github_action_installed",
                                                     "first_issue_tagged", "first_pr_generated")]
     return {
-        "engagement": rows(select(Engagement.__table__).where(Engagement.customer_id == customer_id).order_by(Engagement.id)),
-        "health": rows(select(HealthScore.__table__).where(HealthScore.customer_id == customer_id).order_by(HealthScore.id)),
+        "engagement": rows(select(Engagement.__table__).where(Engagement.customer_id == customer_id)
+                           .order_by(Engagement.id)),
+        "health": rows(select(HealthScore.__table__).where(HealthScore.customer_id == customer_id)
+                       .order_by(HealthScore.id)),
         "scores": rows(select(Feedback.nps, Feedback.csat, Feedback.source, Feedback.created_at)
                        .where(Feedback.customer_id == customer_id)),
         "steps": rows(select(*steps, Onboarding.completed_date, Onboarding.blocker_type)

@@ -157,7 +157,8 @@ def test_jobs_list_shows_each_job(runner):
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["health", "deliver_emails", "weekly_emails", "reengagement",
-                                                   "at_risk_playbook", "churn_model", "playbooks", "backup", "erase_churned"]
+                                                   "at_risk_playbook", "churn_model", "playbooks", "backup",
+                                                   "erase_churned"]
     assert "never run" in lines[0] and "next 20" in lines[0]
 
 

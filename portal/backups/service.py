@@ -164,7 +164,8 @@ def load(backup: Backup, kind: str) -> None:
         engine.dispose()
     with engine.connect() as connection:
         counts = databases.row_counts(connection)
-    differing = sorted(name for name in backup.manifest.row_counts if counts.get(name) != backup.manifest.row_counts[name])
+    expected = backup.manifest.row_counts
+    differing = sorted(name for name in expected if counts.get(name) != expected[name])
     if differing:
         raise BackupError(f"the restored database does not match the backup's manifest (tables {', '.join(differing)})")
 

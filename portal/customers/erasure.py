@@ -96,7 +96,8 @@ def redact_team_emails(customer: Customer) -> None:
     known = personal_values(customer)
     if not known:
         return
-    forms = sorted({*known, *(str(escape(value)) for value in known)}, key=len, reverse=True)  # as HTML bodies hold them
+    # Longest first, and also as HTML bodies hold them (O'Brien &amp; Co).
+    forms = sorted({*known, *(str(escape(value)) for value in known)}, key=len, reverse=True)
     pattern = re.compile("|".join(rf"(?<!\w){re.escape(value)}(?!\w)" for value in forms), re.IGNORECASE)
     text = func.lower(EmailNotification.subject + EmailNotification.body_text + cast(EmailNotification.payload, String))
     naming = or_(*(text.contains(value.lower(), autoescape=True) for value in known))

@@ -91,7 +91,7 @@ STANDARD_JOBS = [
         timeout=dt.timedelta(minutes=30)),
     Job("playbooks", "Start every active playbook for the customers who qualify, within each owner's daily cap.",
         "Daily at 07:30", {"hour": 7, "minute": 30}, playbooks),
-    Job("backup", "Back up the database and the secret key into BACKUP_DIR, then delete the backups retention gives up.",
+    Job("backup", "Back up the database and the secret key into BACKUP_DIR, then delete the ones retention gives up.",
         "Daily at 02:30", {"hour": 2, "minute": 30}, backup),
     Job("erase_churned", "Erase the personal data of customers churned longer ago than the Privacy setting says "
         "(off by default).", "Daily at 03:30", {"hour": 3, "minute": 30}, erase_churned),
