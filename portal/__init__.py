@@ -59,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
 
     from . import auth, commands, dashboard, errors, metrics, probes
+    from .backups import commands as backup_commands
 
     app.add_template_filter(metrics.label)
     app.context_processor(navigation)
@@ -71,7 +72,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .admin import views as admin_views  # the views add the admin routes to admin.bp
 
     app.register_blueprint(admin_views.bp)
-    from .customers import page, table  # noqa: F401  (importing page adds the customer page to table.bp)
+    from .customers import erase_page, page, table  # noqa: F401  (importing them adds their pages to table.bp)
 
     app.register_blueprint(table.bp)
     from .integrations import views as integrations_views
@@ -100,5 +101,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     commands.init_app(app)
     job_commands.init_app(app)
+    backup_commands.init_app(app)
     scheduler.init_app(app)
     return app

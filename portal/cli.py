@@ -17,7 +17,7 @@ from . import create_app, files, health, metrics, validation
 from .analytics import engagement_summary, onboarding_summary
 from .churn import cli as churn_cli
 from .cli_errors import fail
-from .customers import service
+from .customers import erasure, service
 from .emails import service as email_service
 from .extensions import db
 from .models import Customer
@@ -212,6 +212,24 @@ def nps_survey(customer_id):
         fail(f"{customer.public_id} already has this quarter's NPS survey")
     db.session.commit()
     click.echo(f"{customer.public_id} NPS survey queued")
+
+
+@cli.command("erase")
+@click.argument("customer_id")
+@click.option("--yes", is_flag=True, help="Erase without asking; needed when stdin is not a terminal.")
+def erase(customer_id, yes):
+    """Erase the customer's personal data for good; its anonymous counts and scores stay."""
+    customer = customer_or_fail(customer_id)
+    if customer.erased_at is not None:
+        fail(f"{customer.public_id} was already erased on {customer.erased_at:%Y-%m-%d}")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("erasing cannot be undone: add --yes to erase without a question")
+        click.confirm(f"Erase the personal data of {customer.public_id} ({customer.organization})? It cannot be undone",
+                      abort=True)
+    erasure.erase(customer, ACTOR)
+    db.session.commit()
+    click.echo(f"{customer.public_id} erased")
 
 
 cli.add_command(churn_cli.model)

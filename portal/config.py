@@ -73,6 +73,12 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
         # /metrics (Prometheus) answers only a scraper that sends this token; unset, it is off.
         "METRICS_TOKEN": env("METRICS_TOKEN"),
+        # Backups (portal.backups): where the daily job writes them and how many it keeps.
+        "BACKUP_DIR": env("BACKUP_DIR") or str(instance_path / "backups"),
+        "BACKUP_KEEP_DAILY": _whole("BACKUP_KEEP_DAILY", 7),
+        "BACKUP_KEEP_WEEKLY": _whole("BACKUP_KEEP_WEEKLY", 4),
+        # The folder of pg_dump and pg_restore when they are not on the PATH nor in /usr/lib/postgresql/*/bin.
+        "PG_BIN_DIR": env("PG_BIN_DIR"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": secure_cookies,

@@ -137,7 +137,8 @@ class Customer(PublicId, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     organization: Mapped[str] = mapped_column(String(200))
-    github_username: Mapped[str] = mapped_column(String(100))
+    # NULL only once the customer's personal data is erased (portal.customers.erasure).
+    github_username: Mapped[str | None] = mapped_column(String(100))
     signup_date: Mapped[dt.date] = mapped_column(Date, index=True)
     cohort: Mapped[str] = mapped_column(String(50), default="", index=True)
     industry: Mapped[str] = mapped_column(String(100), default="")
@@ -146,6 +147,7 @@ class Customer(PublicId, db.Model):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,5 +1,5 @@
 """Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days,
-the risk signals' thresholds, the playbooks' daily cap of tasks per owner.
+the risk signals' thresholds, the playbooks' daily cap of tasks per owner, the erasure of churned customers.
 
 The health formula's weights, bands and window are versioned separately (portal.health).
 """
@@ -33,6 +33,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "risk_rejection_percent": (50, lambda text: percent(text, "risk_rejection_percent")),
     "risk_blocker_days": (7, days("risk_blocker_days")),
     "playbook_daily_cap": (10, lambda text: validation.integer(text, "playbook_daily_cap", minimum=1, maximum=100_000)),
+    # Days after churning that a customer's personal data is erased by the daily erase_churned job; 0 is never.
+    "erase_churned_after_days": (0, lambda text: validation.integer(text, "erase_churned_after_days", minimum=0,
+                                                                    maximum=3650)),
 }
 
 

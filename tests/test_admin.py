@@ -22,7 +22,7 @@ DEFAULTS = {
     "volume_per_pr": "2", "volume_max": "15", "champion_min": "85", "healthy_min": "70",
     "needs_attention_min": "50", "window_days": "30", "trigger_label": "rsolv", "pr_branch_prefix": "rsolv/",
     "reengagement_days": "7", "risk_inactive_days": "14", "risk_rejection_percent": "50", "risk_blocker_days": "7",
-    "playbook_daily_cap": "10",
+    "playbook_daily_cap": "10", "erase_churned_after_days": "0",
 }
 POSTS = ["/settings", "/users", "/users/{id}/role", "/users/{id}/active"]
 PAGES = [("get", "/settings"), ("get", "/users")] + [("post", path) for path in POSTS]

@@ -93,7 +93,7 @@ def test_a_late_firing_still_belongs_to_its_slot_within_the_grace():
 
 def test_the_registry_knows_every_job_and_names_them_for_an_unknown_one():
     assert [j.name for j in JOBS] == ["health", "deliver_emails", "weekly_emails", "reengagement", "at_risk_playbook",
-                                        "churn_model", "playbooks"]
+                                        "churn_model", "playbooks", "backup", "erase_churned"]
     with pytest.raises(UnknownJob, match="unknown job 'nope'; the jobs are: health, deliver_emails"):
         JOBS.get("nope")
 

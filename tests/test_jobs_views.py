@@ -53,7 +53,7 @@ def test_the_page_lists_every_job_with_its_schedule_next_run_and_last_outcome(ap
     auth.login("admin")
     html = client.get("/jobs").get_data(as_text=True)
     for name in ("health", "deliver_emails", "weekly_emails", "reengagement", "at_risk_playbook", "churn_model",
-                 "playbooks"):
+                 "playbooks", "backup", "erase_churned"):
         assert f'id="job-{name}"' in html
     assert "Mondays at 08:00" in html and "Customers 12" in html
     assert 'class="badge outcome-succeeded"' in html
@@ -157,7 +157,8 @@ def test_jobs_list_shows_each_job(runner):
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["health", "deliver_emails", "weekly_emails", "reengagement",
-                                                   "at_risk_playbook", "churn_model", "playbooks"]
+                                                   "at_risk_playbook", "churn_model", "playbooks", "backup",
+                                                   "erase_churned"]
     assert "never run" in lines[0] and "next 20" in lines[0]
 
 
@@ -172,7 +173,7 @@ def test_jobs_run_of_an_unknown_job_fails_in_one_line(runner):
     result = runner.invoke(args=["jobs", "run", "nope"])
     assert result.exit_code == 1
     assert result.output == ("Error: unknown job 'nope'; the jobs are: health, deliver_emails, weekly_emails, "
-                             "reengagement, at_risk_playbook, churn_model, playbooks\n")
+                             "reengagement, at_risk_playbook, churn_model, playbooks, backup, erase_churned\n")
 
 
 def test_jobs_run_reports_a_failure_and_a_held_lock(app, runner, probe):

@@ -99,12 +99,18 @@ class SettingsForm(FlaskForm):
                                      description="Above it, playbooks skip that owner's customers for the day.",
                                      widget=NumberInput(min=1))
 
+    erase_churned_after_days = StringField("Erase churned customers after (days)",
+                                           validators=[InputRequired(), portal_setting], widget=NumberInput(min=0),
+                                           description="Their personal data, that many days after they churned; "
+                                                       "0 keeps it.")
+
     # The page's groups, in order.
     WEIGHTS = ("onboarding_weight", "activity_per_day", "activity_max", "success_weight", "volume_per_pr", "volume_max")
     BANDS = ("champion_min", "healthy_min", "needs_attention_min", "window_days")
     PORTAL = ("trigger_label", "pr_branch_prefix", "reengagement_days")
     RISK = ("risk_inactive_days", "risk_rejection_percent", "risk_blocker_days")
     PLAYBOOKS = ("playbook_daily_cap",)
+    PRIVACY = ("erase_churned_after_days",)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -118,7 +124,8 @@ class SettingsForm(FlaskForm):
         return valid
 
     def values(self) -> dict:
-        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL, *self.RISK, *self.PLAYBOOKS)}
+        return {name: self[name].data for name in (*self.WEIGHTS, *self.BANDS, *self.PORTAL, *self.RISK, *self.PLAYBOOKS,
+                                                     *self.PRIVACY)}
 
 
 class MemberForm(FlaskForm):

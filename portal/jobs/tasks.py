@@ -61,6 +61,20 @@ def playbooks(context: Context) -> dict[str, int]:
     return service.start_active(context.now, "playbooks job")
 
 
+def backup(context: Context) -> dict[str, int]:
+    from ..backups import service
+
+    return service.backup_job(context)
+
+
+def erase_churned(context: Context) -> dict[str, int]:
+    from .. import settings
+    from ..customers import erasure
+
+    days = settings.get("erase_churned_after_days")
+    return {"erased": erasure.erase_churned(days, "retention rule", context.now)}
+
+
 STANDARD_JOBS = [
     Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
         "Every hour at :05", {"minute": 5}, recalculate_health),
@@ -77,4 +91,8 @@ STANDARD_JOBS = [
         timeout=dt.timedelta(minutes=30)),
     Job("playbooks", "Start every active playbook for the customers who qualify, within each owner's daily cap.",
         "Daily at 07:30", {"hour": 7, "minute": 30}, playbooks),
+    Job("backup", "Back up the database and the secret key into BACKUP_DIR, then delete the ones retention gives up.",
+        "Daily at 02:30", {"hour": 2, "minute": 30}, backup),
+    Job("erase_churned", "Erase the personal data of customers churned longer ago than the Privacy setting says "
+        "(off by default).", "Daily at 03:30", {"hour": 3, "minute": 30}, erase_churned),
 ]

@@ -55,8 +55,11 @@ class Batch:
         self.result = ImportResult()
         self.today = clock.today()
         self.customers = {
-            row.id: row for row in db.session.execute(select(Customer.id, Customer.email, Customer.github_username))
+            row.id: row for row in db.session.execute(
+                select(Customer.id, Customer.email, Customer.github_username, Customer.erased_at))
         }
+        # An import never brings an erased customer's personal data back (from an export made before the erasure).
+        self.erased = {key for key, row in self.customers.items() if row.erased_at is not None}
         self.new_customer_ids: set[int] = set()
         self.created_ids: set[int] = set()  # customers this import creates, by id, for their welcome emails
         self.reached: dict[str, set[int]] = {}  # milestone: customers whose step became true in this import
@@ -85,9 +88,12 @@ class Batch:
     def customers_file(self, name: str, stream: IO[str]) -> list:
         planned, seen_ids, seen_emails, seen_logins = [], {}, {}, {}
         by_email = {row.email.lower(): row.id for row in self.customers.values()}
-        by_login = {row.github_username.lower(): row.id for row in self.customers.values()}
+        by_login = {row.github_username.lower(): row.id for row in self.customers.values() if row.github_username}
         for line, cells in read(name, stream, self.errors):
             raw = dict(zip(HEADERS[name], cells))
+            if raw["id"].strip() and parse_id("c", raw["id"]) in self.erased:
+                self.result.count(name, "unchanged")
+                continue
             before = len(self.errors)
             problems: list[ValidationError] = []
             values = customers.clean_customer(raw, problems)
@@ -180,7 +186,7 @@ class Batch:
         for customer_key, steps, completed, days, blocker, notes in planned:
             customer = db.session.get(Customer, customer_key)
             onboarding = customer.onboarding
-            values = {"blocker_type": blocker, "notes": notes, **steps}
+            values = {"blocker_type": blocker, "notes": onboarding.notes if customer.erased_at else notes, **steps}
             for step, done in steps.items():
                 if done != getattr(onboarding, step):
                     values[f"{step}_at"] = now if done else None
