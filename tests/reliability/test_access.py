@@ -36,6 +36,7 @@ ACCESS = {
     ("customers.save_details", "POST"): "member", ("customers.add_intervention", "POST"): "member",
     ("customers.add_feedback", "POST"): "member", ("customers.sentiment", "POST"): "member",
     ("customers.override", "POST"): "member",
+    ("customers.confirm_erase", "GET"): "admin", ("customers.erase", "POST"): "admin",
     ("events.index", "GET"): "viewer", ("events.unmatched", "GET"): "viewer", ("events.detail", "GET"): "viewer",
     ("events.assign", "POST"): "member", ("events.api_key", "POST"): "member",
     ("emails.index", "GET"): "viewer", ("emails.detail", "GET"): "viewer", ("emails.html_part", "GET"): "viewer",
