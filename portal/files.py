@@ -14,9 +14,10 @@ from typing import IO, Iterator
 
 
 @contextmanager
-def written_whole(target: Path) -> Iterator[IO[bytes]]:
+def written_whole(target: Path, prefix: str | None = None, suffix: str = ".partial") -> Iterator[IO[bytes]]:
+    """The file to write `target` through; the temporary file is private (mode 0600) and named prefix...suffix."""
     target = Path(target)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=prefix or f".{target.name}.", suffix=suffix)
     try:
         with os.fdopen(descriptor, "wb") as out:
             yield out
@@ -26,11 +27,13 @@ def written_whole(target: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    try:  # the rename itself is durable once the folder is
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except OSError:
-        pass
+    sync_directory(target.parent)
+
+
+def sync_directory(directory: Path) -> None:
+    """Make a rename or a deletion in the folder itself durable."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

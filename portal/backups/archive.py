@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from .. import files
+
 FORMAT = "customer-success-portal backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -99,36 +101,18 @@ def _member(name: str, size: int, moment: dt.datetime) -> tarfile.TarInfo:
 
 def write(directory: Path, manifest: Manifest, secret_key: str | None, data_file: Path) -> Path:
     """The backup in `directory` under its final name, complete and synced, or an OSError and nothing left."""
-    partial = temporary_file(directory)
-    try:
-        with partial.open("wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                content = manifest.to_json()
-                tar.addfile(_member(MANIFEST, len(content), manifest.created_at), io.BytesIO(content))
-                if secret_key is not None:
-                    key = secret_key.encode()
-                    tar.addfile(_member(SECRET_KEY, len(key), manifest.created_at), io.BytesIO(key))
-                with data_file.open("rb") as data:
-                    info = _member(DATA[manifest.database], data_file.stat().st_size, manifest.created_at)
-                    tar.addfile(info, data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        final = free_name(directory, manifest.created_at)
-        os.replace(partial, final)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    sync_directory(directory)
+    final = free_name(directory, manifest.created_at)
+    with files.written_whole(final, PARTIAL_PREFIX, PARTIAL_SUFFIX) as raw:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            content = manifest.to_json()
+            tar.addfile(_member(MANIFEST, len(content), manifest.created_at), io.BytesIO(content))
+            if secret_key is not None:
+                key = secret_key.encode()
+                tar.addfile(_member(SECRET_KEY, len(key), manifest.created_at), io.BytesIO(key))
+            with data_file.open("rb") as data:
+                info = _member(DATA[manifest.database], data_file.stat().st_size, manifest.created_at)
+                tar.addfile(info, data)
     return final
-
-
-def sync_directory(directory: Path) -> None:
-    """Make a rename or a deletion in the folder itself durable."""
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 class Backup:

@@ -19,7 +19,7 @@ from flask import current_app
 from flask_migrate import upgrade
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import clock
+from .. import clock, files
 from ..extensions import db
 from . import archive, databases, retention
 from .archive import Backup, BackupError, Manifest
@@ -213,7 +213,7 @@ def prune(directory: Path, now: dt.datetime) -> retention.Plan:
     for path in stale:
         path.unlink(missing_ok=True)
     if plan.delete or stale:
-        archive.sync_directory(directory)
+        files.sync_directory(directory)
     return plan
 
 
