@@ -8,7 +8,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The first release fixing the newest advisory known for each package (GHSA / CVE ids for reference).
 FIXED = {
     "flask": "3.1.1",          # CVE-2025-47278: fallback keys used in the wrong order
