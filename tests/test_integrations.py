@@ -272,13 +272,22 @@ def test_oversize_body_answers_413(client, people):
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b'{"a": NaN}', b'{"action": "labeled", "a": "\\udc00"}',
-                                  b'{"action": "opened", "a": 1e999}', b'{"action": "a\\u0000b"}',
-                                  b'{"action": "labeled", "sender": {"login": "x\\\\\\u0000"}}',
-                                  '{"action": "a\\u0000b"}'.encode("utf-16")])
+                                  b'{"action": "opened", "a": 1e999}'])
 def test_malformed_json_answers_400(client, people, body):
     response = post_github(client, body, "issues")
     assert response.status_code == 400 and response.get_json()["field"] == "body"
     assert events() == []
+
+
+@pytest.mark.parametrize("body, field", [(b'{"action": "a\\u0000b"}', "action"),
+                                         (b'{"action": "labeled", "sender": {"login": "x\\\\\\u0000"}}', "sender.login"),
+                                         (b'{"labels": [{"name": "ok"}, {"name": "\\u0000"}]}', "labels[1].name"),
+                                         (b'{"a\\u0000": 1}', "body"),
+                                         ('{"action": "a\\u0000b"}'.encode("utf-16"), "action")])
+def test_a_nul_character_anywhere_answers_400_naming_where(client, people, body, field):
+    response = post_github(client, body, "issues")
+    assert response.status_code == 400 and response.get_json()["field"] == field
+    assert "NUL" in response.get_json()["error"] and events() == []
 
 
 def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(client, people):

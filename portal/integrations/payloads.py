@@ -30,33 +30,48 @@ NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 def loads(raw: bytes) -> Any:
     """The JSON value of a raw body, NaN, Infinity and numbers out of range refused; a ValidationError naming the
-    body otherwise. A NUL character in any string is refused too: no text column of PostgreSQL can store one, and
-    the fields it could hide in (an action, a login, a label) are compared and stored as text."""
+    body otherwise."""
     try:
-        payload = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
+        return json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError) as error:
         raise ValidationError(f"the body is not valid JSON: {str(error)[:200]}", "body") from None
-    # A body in UTF-16 or UTF-32 (NUL bytes in its encoding) is searched value by value instead.
-    if NUL_ESCAPE.search(raw) or (b"\x00" in raw and holds_nul(payload)):
-        raise ValidationError("the body holds a NUL character (\\u0000), which no text field can store", "body")
-    return payload
 
 
-def holds_nul(value: Any) -> bool:
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where the first NUL character is ("[0].sg_message_id", "issue.title"; "" for the value itself), or None."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+        for key, item in value.items():
+            if "\x00" in key:
+                return path or ""
+            found = nul_path(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
     if isinstance(value, list):
-        return any(holds_nul(item) for item in value)
-    return False
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_json(raw: bytes) -> dict:
-    """A JSON object from the raw body (see loads)."""
+    """A JSON object from the raw body (see loads), with no NUL character in any of its strings: no text column of
+    PostgreSQL can store one, and the fields it could hide in (an action, a login, a label) are compared and stored
+    as text. (The email provider's events are read with loads() and check the fields they use one by one.)"""
     payload = loads(raw)
     if not isinstance(payload, dict):
         raise ValidationError("the body must be a JSON object", "body")
+    # The raw text says whether to look (a body in UTF-16 or UTF-32 has NUL bytes in its encoding): most have none.
+    if NUL_ESCAPE.search(raw) or b"\x00" in raw:
+        try:
+            where = nul_path(payload)
+        except RecursionError:  # nested as deep as loads() allows: not a body any page would show
+            where = ""
+        if where is not None:
+            raise ValidationError(f"{where or 'the body'} holds a NUL character (\\u0000), which no text field can "
+                                  "store", where or "body")
     return payload
 
 
