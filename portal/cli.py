@@ -4,9 +4,7 @@ Every error is one line on stderr and a non-zero exit, and changes nothing.
 """
 from __future__ import annotations
 
-import csv
 import sys
-import zipfile
 from pathlib import Path
 
 import click
@@ -23,6 +21,7 @@ from .extensions import db
 from .models import Customer
 from .transfer import exports, imports
 from .transfer.csvformat import ImportRejected
+from .transfer.limits import FileRefused
 from .validation import ValidationError
 
 ACTOR = "cli"
@@ -184,10 +183,13 @@ def import_data(path):
         result = imports.import_path(path, actor="import")
     except ImportRejected as rejected:
         db.session.rollback()
-        for line in rejected.lines():
-            click.echo(line, err=True)
+        for line in [*rejected.lines(), rejected.more()]:
+            if line:
+                click.echo(line, err=True)
         fail(str(rejected))
-    except (UnicodeDecodeError, ValueError, zipfile.BadZipFile, csv.Error) as error:
+    except FileRefused as refused:
+        fail(str(refused))
+    except (ValueError, *imports.UNREADABLE) as error:  # UnicodeDecodeError among them
         fail(f"cannot read {path.name}: {error}")
     db.session.commit()
     click.echo(result.summary())
