@@ -91,6 +91,27 @@ def test_the_limit_counts_the_bytes_read_not_what_the_file_says():
         text_of(io.BytesIO(b"x" * 1001), E, limits).read()
 
 
+def test_a_zip_member_is_counted_as_it_unpacks():
+    """Without the directory's word for it: the member's bytes are counted as they are decompressed."""
+    with zipfile.ZipFile(io.BytesIO(bomb(4 * 1024 * 1024))) as archive, archive.open(E) as member:
+        stream = text_of(member, E, Limits(file_bytes=64 * 1024))
+        with pytest.raises(FileRefused, match="^engagement.csv is larger than 64 KB uncompressed: nothing was imported"):
+            for _ in stream:
+                pass
+        assert 64 * 1024 < member.tell() <= 128 * 1024
+
+
+def test_a_zip_that_understates_a_members_size_is_read_no_further(seeded, client, auth, unchanged):
+    seeded.config["IMPORT_MAX_UNCOMPRESSED_BYTES"] = 64 * 1024
+    content = bytearray(bomb(4 * 1024 * 1024))
+    entry = content.rfind(b"PK\x01\x02")  # the member's entry in the central directory: it says 1,000 bytes unpacked
+    struct.pack_into("<L", content, entry + 24, 1000)
+    auth.login(role="member")
+    response = upload(client, "customer-tracking.zip", bytes(content))
+    assert "customer-tracking.zip cannot be read: Bad CRC-32 for file &#39;engagement.csv&#39;. Nothing was imported." \
+        in page_text(response)
+
+
 def test_the_command_line_refuses_a_bomb_and_a_large_csv_in_one_line(seeded, tracking, tmp_path):
     seeded.config["IMPORT_MAX_UNCOMPRESSED_BYTES"] = 64 * 1024
     with seeded.app_context():

@@ -2,7 +2,9 @@
 
 An upload's size says little about what it holds: a 5 MB zip can unpack to gigabytes. So every file
 is read through a counter that refuses it as soon as it passes a limit, whatever the zip says about
-itself, and nothing of it is imported.
+itself, and nothing of it is imported. A zip member whose directory entry already says it is too large
+is refused before it is read at all (zipfile reads no more than that entry says, so the one that
+understates a member's size gets cut short and fails its checksum).
 """
 from __future__ import annotations
 
@@ -44,21 +46,25 @@ def size_text(size: int) -> str:
     return f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size:,} bytes"
 
 
+def too_large(name: str, limits: Limits) -> FileRefused:
+    return FileRefused(f"{name} is larger than {size_text(limits.file_bytes)} uncompressed: nothing was imported")
+
+
 class SizeLimited(io.RawIOBase):
     """The bytes of a source, counted as they are read (decompressed, for a zip member), refused past a limit."""
 
-    def __init__(self, source: IO[bytes], limit: int, name: str):
-        self.source, self.limit, self.name, self.count = source, limit, name, 0
+    def __init__(self, source: IO[bytes], limits: Limits, name: str):
+        self.source, self.limits, self.name, self.count = source, limits, name, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         # One byte more than the limit allows is enough to know it was passed.
-        data = self.source.read(min(len(buffer), self.limit + 1 - self.count))
+        data = self.source.read(min(len(buffer), self.limits.file_bytes + 1 - self.count))
         self.count += len(data)
-        if self.count > self.limit:
-            raise FileRefused(f"{self.name} is larger than {size_text(self.limit)} uncompressed: nothing was imported")
+        if self.count > self.limits.file_bytes:
+            raise too_large(self.name, self.limits)
         buffer[:len(data)] = data
         return len(data)
 
@@ -69,7 +75,7 @@ class SizeLimited(io.RawIOBase):
 
 def text_of(source: IO[bytes], name: str, limits: Limits) -> IO[str]:
     """The file as text for the csv module (a byte order mark, as Excel writes, is dropped), size-limited."""
-    return io.TextIOWrapper(io.BufferedReader(SizeLimited(source, limits.file_bytes, name)),
+    return io.TextIOWrapper(io.BufferedReader(SizeLimited(source, limits, name)),
                             encoding="utf-8-sig", newline="")
 
 
@@ -114,7 +120,8 @@ def too_many_members(name: str, limits: Limits) -> FileRefused:
 def members_of(archive: zipfile.ZipFile, name: str, known: tuple[str, ...], limits: Limits) -> dict[str, zipfile.ZipInfo]:
     """The zip's files by their own name (a folder in the zip does not matter); folders are skipped.
 
-    Names outside `known` are kept, for the import to report; a name twice would leave one of them out."""
+    Names outside `known` are kept, for the import to report; a name twice would leave one of them out. A
+    member that says it is larger than the limit is refused unread: a small zip can say it unpacks to 2 GB."""
     entries = archive.infolist()
     if len(entries) > limits.members:
         raise too_many_members(name, limits)
@@ -125,5 +132,7 @@ def members_of(archive: zipfile.ZipFile, name: str, known: tuple[str, ...], limi
         own_name = PurePosixPath(entry.filename.replace("\\", "/")).name
         if own_name in files and own_name in known:
             raise FileRefused(f"{name} holds {own_name} twice: nothing was imported")
+        if own_name in known and entry.file_size > limits.file_bytes:
+            raise too_large(own_name, limits)
         files[own_name] = entry
     return files
