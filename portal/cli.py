@@ -25,6 +25,7 @@ from .transfer.limits import FileRefused
 from .validation import ValidationError
 
 ACTOR = "cli"
+REPORT_DAYS = 36_525  # a century, far more than the portal holds; billions of days would reach back past year 1
 
 
 class OneLineErrors(click.Group):
@@ -149,7 +150,7 @@ def onboarding_report():
 def engagement_report(days):
     """Per customer, the totals and success rate of the last DAYS days (default 7: today and the 6 before)."""
     try:
-        days = validation.integer(days, "DAYS", minimum=1)
+        days = validation.integer(days, "DAYS", minimum=1, maximum=REPORT_DAYS)
     except ValidationError as error:
         fail(str(error))
     header = ("customer", "organization", "issues", "prs", "merged", "rejected", "support", "success")
