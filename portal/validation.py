@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from email_validator import EmailNotValidError, validate_email
@@ -117,9 +118,16 @@ def whole_number(text: str | None, last: int) -> int | None:
     """A number from 1 to `last` written in ASCII digits, or None: checked before int() is asked, which takes any
     Unicode digit ("²" passes isdigit() but not int()) and refuses more than 4,300 digits."""
     text = (text or "").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(last))):
+    if not (text.isascii() and text.isdigit()) or len(text) > digits(last):
         return None
-    return int(text) if 0 < int(text) <= last else None
+    number = int(text)
+    return number if 0 < number <= last else None
+
+
+@functools.cache
+def digits(number: int) -> int:
+    """How many digits the number has: asked for the same few bounds on every id an import reads."""
+    return len(str(number))
 
 
 def database_key(text: str | None) -> int | None:

@@ -81,7 +81,8 @@ def text_of(source: IO[bytes], name: str, limits: Limits) -> IO[str]:
 
 def lines_of(stream: IO[str], name: str) -> Iterator[str]:
     """The stream's lines, none of them read whole when it is longer than LINE_LIMIT."""
-    for line in iter(lambda: stream.readline(LINE_LIMIT + 1), ""):
+    readline = stream.readline
+    while line := readline(LINE_LIMIT + 1):
         if len(line) > LINE_LIMIT:
             raise FileRefused(f"{name} has a line longer than {LINE_LIMIT:,} characters: nothing was imported")
         yield line
