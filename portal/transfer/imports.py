@@ -2,8 +2,8 @@
 
 Rows are keyed by id (customers without an id by email, engagement without an id by customer and
 day), so importing the same file twice changes nothing. Memory stays bounded however bad a file is: only
-the first bad lines are kept (csvformat.BadLines), and once a file is known to be rejected its later
-lines are checked on their own (their cells) and counted, but neither kept nor compared with others.
+the first bad lines are kept (csvformat.BadLines), and once an import is known to be rejected its later
+rows are still checked, and counted when bad, but no longer kept for writing.
 """
 from __future__ import annotations
 
