@@ -11,8 +11,11 @@
 (g) email delivery         at least 0.5x a bare smtplib loop        (1,000 emails to a local aiosmtpd)
 (h) churn model training   under 30 seconds                        (10,000 customers, 365 days of snapshots;
                            only with --only churn: seeding takes minutes)
+(i) hostile imports        peak RSS under 150 MB                   (a 2 GB zip bomb, 700,000 bad lines, to POST
+                           /import; only with --only hostile: building the bomb takes a while)
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails,analytics,webhooks,churn]
+    .venv/bin/python benchmarks/run.py [--quick] [--only health,import,export,pages,emails,analytics,webhooks,churn,
+                                              hostile]
                                        [--profile]
                                        [--database-url URL] [--repeat N]
 
@@ -32,6 +35,7 @@ import bench_emails
 import bench_churn
 import bench_export
 import bench_health
+import bench_hostile
 import bench_import
 import bench_pages
 import bench_webhooks
@@ -39,8 +43,9 @@ import bench_webhooks
 # Customers per benchmark: (full, --quick).
 SIZES = {"health": (10_000, 1_000), "import": (1_000, 100), "export": (10_000, 1_000), "pages": (10_000, 1_000),
          "analytics": (10_000, 1_000), "webhooks": (100, 100), "emails": (1_000, 100),
-         "churn": (10_000, 1_000)}
-DEFAULT = "health,import,export,pages,emails"  # analytics, churn (slow to seed), webhooks (PostgreSQL): by name
+         "churn": (10_000, 1_000), "hostile": (10, 10)}
+# By name only: analytics and churn (slow to seed), webhooks (PostgreSQL), hostile (builds a 2 GB bomb).
+DEFAULT = "health,import,export,pages,emails"
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,6 +81,7 @@ def main() -> None:
             "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile),
             "emails": lambda: bench_emails.run(url, size["emails"], args.repeat),
             "churn": lambda: bench_churn.run(url, size["churn"], args.repeat),
+            "hostile": lambda: bench_hostile.run(url, workdir, args.quick),
         }
         failed = [name for name in chosen if not succeeds(runs[name])]
     if failed:

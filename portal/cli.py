@@ -4,9 +4,7 @@ Every error is one line on stderr and a non-zero exit, and changes nothing.
 """
 from __future__ import annotations
 
-import csv
 import sys
-import zipfile
 from pathlib import Path
 
 import click
@@ -23,9 +21,11 @@ from .extensions import db
 from .models import Customer
 from .transfer import exports, imports
 from .transfer.csvformat import ImportRejected
+from .transfer.limits import FileRefused
 from .validation import ValidationError
 
 ACTOR = "cli"
+REPORT_DAYS = 36_525  # a century, far more than the portal holds; billions of days would reach back past year 1
 
 
 class OneLineErrors(click.Group):
@@ -150,7 +150,7 @@ def onboarding_report():
 def engagement_report(days):
     """Per customer, the totals and success rate of the last DAYS days (default 7: today and the 6 before)."""
     try:
-        days = validation.integer(days, "DAYS", minimum=1)
+        days = validation.integer(days, "DAYS", minimum=1, maximum=REPORT_DAYS)
     except ValidationError as error:
         fail(str(error))
     header = ("customer", "organization", "issues", "prs", "merged", "rejected", "support", "success")
@@ -184,10 +184,13 @@ def import_data(path):
         result = imports.import_path(path, actor="import")
     except ImportRejected as rejected:
         db.session.rollback()
-        for line in rejected.lines():
-            click.echo(line, err=True)
+        for line in [*rejected.lines(), rejected.more()]:
+            if line:
+                click.echo(line, err=True)
         fail(str(rejected))
-    except (UnicodeDecodeError, ValueError, zipfile.BadZipFile, csv.Error) as error:
+    except FileRefused as refused:
+        fail(str(refused))
+    except (ValueError, *imports.UNREADABLE) as error:  # UnicodeDecodeError among them
         fail(f"cannot read {path.name}: {error}")
     db.session.commit()
     click.echo(result.summary())

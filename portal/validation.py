@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from email_validator import EmailNotValidError, validate_email
@@ -11,6 +12,13 @@ WHOLE_NUMBER = re.compile(r"^\s*[+-]?[0-9]+\s*$")
 # The largest value of an INTEGER column on PostgreSQL (SQLite's are wider): a larger number in a query would fail.
 LARGEST_KEY = 2**31 - 1
 MAX_TEAM_SIZE = 1_000_000  # people in one customer's team: any more is a typing slip
+# The plausible days of things that happened (a signup, a day's engagement, a completed onboarding). The product
+# is far younger than 2000, which still leaves room for records carried over from older tools, and refuses the
+# 1900-01-01 a spreadsheet or database writes for "no date". Tomorrow, not today: a day in a time zone ahead
+# of the portal's may already have begun.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+DAYS_AHEAD = 1
+DUE_YEARS_AHEAD = 5  # how far ahead a task may be due
 
 
 class ValidationError(ValueError):
@@ -87,6 +95,18 @@ def within(day: dt.date, field: str, earliest: dt.date, latest: dt.date) -> dt.d
     return day
 
 
+def recorded_date(value: str | dt.date, field: str, today: dt.date) -> dt.date:
+    """The day something happened, as text (YYYY-MM-DD) or a date: from EARLIEST_DATE to tomorrow."""
+    day = iso_date(value, field) if isinstance(value, str) else value
+    return within(day, field, EARLIEST_DATE, today + dt.timedelta(days=DAYS_AHEAD))
+
+
+def due_date(value: str | dt.date, field: str, today: dt.date) -> dt.date:
+    """The day a task is due: from EARLIEST_DATE (an overdue task can be written down) to DUE_YEARS_AHEAD ahead."""
+    day = iso_date(value, field) if isinstance(value, str) else value
+    return within(day, field, EARLIEST_DATE, today + dt.timedelta(days=365 * DUE_YEARS_AHEAD))
+
+
 def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
     cleaned = value.strip().lower()
     if cleaned not in allowed:
@@ -98,9 +118,16 @@ def whole_number(text: str | None, last: int) -> int | None:
     """A number from 1 to `last` written in ASCII digits, or None: checked before int() is asked, which takes any
     Unicode digit ("²" passes isdigit() but not int()) and refuses more than 4,300 digits."""
     text = (text or "").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(last))):
+    if not (text.isascii() and text.isdigit()) or len(text) > digits(last):
         return None
-    return int(text) if 0 < int(text) <= last else None
+    number = int(text)
+    return number if 0 < number <= last else None
+
+
+@functools.cache
+def digits(number: int) -> int:
+    """How many digits the number has: asked for the same few bounds on every id an import reads."""
+    return len(str(number))
 
 
 def database_key(text: str | None) -> int | None:

@@ -300,6 +300,17 @@ def test_new_customer_form(app, member, token):
         assert len(db.session.scalars(select(Customer)).all()) == 4
 
 
+@pytest.mark.parametrize("signup_date", ["1900-01-01", "2283-01-01"])
+def test_a_new_customer_needs_a_plausible_signup_date(app, member, token, signup_date):
+    form = {"email": "new@delta.example", "organization": "Delta", "github_username": "delta-co", "cohort": "VIP",
+            "industry": "Media", "team_size": "8", "owner": "", "signup_date": signup_date, "csrf_token": token}
+    response = member.post("/customers/new", data=form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Signup date must be from 2000-01-01 to" in text and signup_date in text
+    with app.app_context():
+        assert len(db.session.scalars(select(Customer)).all()) == 3
+
+
 def test_customer_page_explains_the_score(app, member):
     with app.app_context():
         db.session.add(Engagement(customer_id=3, date=dt.date.today(), issues_tagged=2, prs_generated=2, prs_merged=1,
@@ -353,6 +364,9 @@ def test_notes_tasks_and_feedback(app, member, token):
     for assignee in ("99999999999", "²"):
         unknown = member.post("/customers/c1001/interventions", data={**task, "assignee": assignee}, follow_redirects=True)
         assert "The note was not saved" in unknown.get_data(as_text=True)
+    for due in ("1900-01-01", "2283-01-01"):
+        implausible = member.post("/customers/c1001/interventions", data={**task, "due_date": due}, follow_redirects=True)
+        assert "The note was not saved: Due: Due must be from 2000-01-01 to" in implausible.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalars(select(Intervention.title)).all() == ["Call the CTO"]
         assert db.session.scalars(select(Feedback.nps)).all() == [9]

@@ -270,6 +270,18 @@ BAD_FILES = [
     ("duplicate login in the database", C, csv_text(C, {"github_username": "Acme-DEV"}),
      [(2, "github_username", "already belongs to c1001")]),
     ("team size 0", C, csv_text(C, {"team_size": "0"}), [(2, "team_size", "at least 1")]),
+    ("team size past an INTEGER", C, csv_text(C, {"team_size": "2147483648"}), [(2, "team_size", "from 1 to 1,000,000")]),
+    ("count past an INTEGER", E, csv_text(E, {"issues_tagged": "2147483648"}),
+     [(2, "issues_tagged", "at most 2,147,483,647")]),
+    ("count of 5,000 digits", E, csv_text(E, {"prs_merged": "9" * 5000}), [(2, "prs_merged", "from 0 to 2,147,483,647")]),
+    ("days to complete past an INTEGER", O, csv_text(O, {"days_to_complete": "99999999999"}),
+     [(2, "days_to_complete", "from 0 to 2,147,483,647")]),
+    ("signup date of 1900", C, csv_text(C, {"signup_date": "1900-01-01"}),
+     [(2, "signup_date", "must be from 2000-01-01 to")]),
+    ("engagement date of 2283", E, csv_text(E, {"date": "2283-01-01"}), [(2, "date", "must be from 2000-01-01 to")]),
+    ("engagement date of 1999", E, csv_text(E, {"date": "1999-12-31"}), [(2, "date", "must be from 2000-01-01 to")]),
+    ("completed date of 1900", O, csv_text(O, {"completed_date": "1900-01-01"}),
+     [(2, "completed_date", "must be from 2000-01-01 to")]),
     ("cohort too long", C, csv_text(C, {"cohort": "x" * 51}), [(2, "cohort", "longer than 50")]),
     ("too few cells", C, csv_text(C, ["c1010", "x@delta.example"]), [(2, "", "expected 9 cells, found 2")]),
     ("too many cells", E, csv_text(E, [*DEFAULTS[E].values(), "9"]), [(2, "", "expected 8 cells, found 9")]),
@@ -458,9 +470,12 @@ def test_an_engagement_row_replaces_that_days_totals_and_rescores(seeded_ctx):
 
 def test_a_file_with_more_ids_than_one_statement_can_bind_imports(seeded_ctx):
     """70,000 new ids: more than PostgreSQL's 65,535 parameters a statement, so no IN list of them."""
-    first = dt.date(1990, 1, 1)
-    rows = [[f"e{2000 + number}", "c1003", (first + dt.timedelta(days=number)).isoformat(), "1", "0", "0", "0", "0"]
-            for number in range(70_000)]
+    first, days = dt.date(2000, 1, 1), 7_000  # ten customers' days within the plausible dates
+    for number in range(10):
+        service.add_customer(dict(email=f"bulk{number}@eta.example", organization="Eta", github_username=f"eta-{number}"),
+                             "test")
+    rows = [[f"e{2000 + number}", f"c{1004 + number // days}", (first + dt.timedelta(days=number % days)).isoformat(),
+             "1", "0", "0", "0", "0"] for number in range(70_000)]
     result = import_text(E, csv_text(E, *rows))
     db.session.commit()
     assert result.created == {E: 70_000}
@@ -493,6 +508,18 @@ def test_completion_is_kept_only_when_all_five_steps_are_true(seeded_ctx, row, e
     assert onboarding.account_created_at is not None and onboarding.blocker_type == "billing"
     changed = set(db.session.scalars(select(AuditLog.field).filter_by(actor="import", record_id="o1003")))
     assert {"welcome_email_sent", "account_created", "blocker_type"} <= changed
+
+
+def test_dates_from_2000_to_tomorrow_are_accepted_and_the_day_after_is_not(seeded_ctx):
+    tomorrow = clock.today() + dt.timedelta(days=1)
+    result = import_text(E, csv_text(E, {"date": "2000-01-01"}, {"date": tomorrow.isoformat()}))
+    assert result.created == {E: 2}
+    import_text(C, csv_text(C, {"signup_date": "2000-01-01"}))
+    import_text(O, csv_text(O, {**ALL_TRUE, "completed_date": tomorrow.isoformat()}))
+    with pytest.raises(ImportRejected) as rejected:
+        import_text(E, csv_text(E, {"date": (tomorrow + dt.timedelta(days=1)).isoformat()}))
+    assert rejected.value.lines() == [f"engagement.csv line 2: date: date must be from 2000-01-01 to {tomorrow}, "
+                                      f"not {tomorrow + dt.timedelta(days=1)}"]
 
 
 def test_an_excel_file_with_bom_and_crlf_imports(seeded_ctx, tmp_path):

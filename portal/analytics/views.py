@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from .. import clock, metrics
 from ..auth import login_required
 from ..customers import queries as customer_queries
+from ..transfer.csvformat import cell
 from ..validation import ValidationError, iso_date, within
 from . import charts, reports
 
@@ -78,11 +79,12 @@ def download(name: str):
 
 
 def csv_response(table: reports.Table, filename: str) -> Response:
-    """A report's table as the CSV download: the headers and rows the page shows, empty cells for no value."""
+    """A report's table as the CSV download: the headers and rows the page shows, empty cells for no value, and
+    text that a spreadsheet would run as a formula (a cohort named `=HYPERLINK(...)`) neutralised as the export's."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(table.headers)
-    writer.writerows([["" if value is None else value for value in row] for row in table.rows])
+    writer.writerow([cell(header) for header in table.headers])
+    writer.writerows([[cell(value) for value in row] for row in table.rows])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

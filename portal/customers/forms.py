@@ -4,10 +4,27 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import ValidationError as FieldError
 
+from .. import clock, validation
 from ..metrics import BLOCKER_TYPES, label
 from ..models import FEEDBACK_SOURCES
 from ..validation import MAX_TEAM_SIZE, ValidationError
+
+
+class Within:
+    """A date field's check by one of validation's date windows (recorded_date, due_date), from today."""
+
+    def __init__(self, window):
+        self.window = window
+
+    def __call__(self, form, field) -> None:
+        if field.data is None:
+            return
+        try:
+            self.window(field.data, field.label.text, clock.today())
+        except ValidationError as error:
+            raise FieldError(str(error)) from None
 
 
 def team_choices(team) -> dict[str, str]:
@@ -34,7 +51,7 @@ class NewCustomerForm(ServiceErrors, FlaskForm):
     industry = StringField("Industry", validators=[Length(max=100)])
     team_size = IntegerField("Team size", default=1, validators=[InputRequired(), NumberRange(min=1, max=MAX_TEAM_SIZE)])
     owner = SelectField("Owner", choices={}, validate_choice=False)
-    signup_date = DateField("Signup date", validators=[Optional()])
+    signup_date = DateField("Signup date", validators=[Optional(), Within(validation.recorded_date)])
 
     def fields(self) -> dict[str, str]:
         return {name: str(getattr(self, name).data or "") for name in
@@ -50,7 +67,7 @@ class InterventionForm(ServiceErrors, FlaskForm):
     kind = SelectField("Kind", choices={"note": "Note", "call": "Call", "task": "Task"})
     title = StringField("Title", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Details", validators=[Length(max=10_000)])
-    due_date = DateField("Due", validators=[Optional()])
+    due_date = DateField("Due", validators=[Optional(), Within(validation.due_date)])
     assignee = SelectField("Assignee", choices={}, validate_choice=False)
 
 

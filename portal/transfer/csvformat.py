@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import IO, Iterator
 
+from .limits import Limits, lines_of, too_many_lines
+
 HEADERS = {
     "customers.csv": (
         "id", "email", "organization", "github_username", "signup_date", "cohort", "industry", "team_size", "status",
@@ -27,6 +29,8 @@ IMPORTABLE = ("customers.csv", "onboarding.csv", "engagement.csv")
 # Cells a spreadsheet would run as a formula; exported with a leading ' (also a leading ' itself,
 # so that the round trip restores exactly what was there).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+FIELD_LIMIT = 128 * 1024  # characters of one cell (the csv module's default); the longest real one is 10,000
+LISTED_COLUMNS = 10  # unexpected columns of a header named one by one
 
 
 @dataclass(frozen=True, order=True)
@@ -49,28 +53,96 @@ class LineError:
         return f"{self.where}{column}: {self.reason}"
 
 
+LISTED_LINES = 100  # bad lines listed; the others are only counted
+SHOWN_TEXT = 200  # characters of a column name or reason shown: a reason quotes the bad value, which can be long
+
+
+def shortened(text: str) -> str:
+    return text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT] + "…"
+
+
+class BadLines:
+    """The problems of the first LISTED_LINES bad lines, and a count of all of them.
+
+    A file of a million bad lines costs the memory of a hundred. A line's problems are reported one after
+    another, so a line is counted once however many it has.
+    """
+
+    def __init__(self, listed: int = LISTED_LINES):
+        self.listed = listed
+        self.kept: dict[tuple[str, int], list[LineError]] = {}
+        self.count = 0  # bad lines
+        self.problems = 0  # problems reported, listed or not: grows with every one, for "did this line add any?"
+        self.last: tuple[str, int] | None = None
+
+    @classmethod
+    def of(cls, errors: list[LineError]) -> BadLines:
+        bad = cls()
+        for error in errors:
+            bad.add(error)
+        return bad
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, error: LineError) -> None:
+        self.problems += 1
+        where = (error.file, error.line)
+        problems = self.kept.get(where)
+        if problems is None:
+            if where == self.last:
+                return
+            self.last = where
+            self.count += 1
+            if len(self.kept) >= self.listed:
+                return
+            problems = self.kept[where] = []
+        problems.append(LineError(error.line, shortened(error.column), shortened(error.reason), error.file))
+
+
+def reading_order(error: LineError) -> tuple:
+    order = IMPORTABLE.index(error.file) if error.file in IMPORTABLE else len(IMPORTABLE)
+    return order, error.file, error.line, error.column
+
+
 class ImportRejected(Exception):
     """A file with bad lines: nothing was imported."""
 
-    def __init__(self, errors: list[LineError]):
-        self.errors = sorted(errors, key=lambda error: (error.file, error.line, error.column))
-        super().__init__(f"{len(self.lines())} bad line(s); nothing was imported")
+    def __init__(self, bad: BadLines | list[LineError]):
+        self.bad = bad if isinstance(bad, BadLines) else BadLines.of(bad)
+        self.errors = sorted((error for problems in self.bad.kept.values() for error in problems), key=reading_order)
+        super().__init__(f"{self.bad.count:,} bad line(s); nothing was imported")
 
     def lines(self) -> list[str]:
-        """One entry per bad line, with all of its problems: `customers.csv line 4: email: ...; team_size: ...`."""
+        """One entry per listed bad line, with all of its problems: `customers.csv line 4: email: ...; team_size: ...`."""
         grouped: dict[str, list[str]] = {}
         for error in self.errors:
             grouped.setdefault(error.where, []).append(error.problem)
         return [f"{where}: {'; '.join(problems)}" for where, problems in grouped.items()]
 
+    @property
+    def unlisted(self) -> int:
+        """Bad lines counted but not listed."""
+        return self.bad.count - len(self.bad.kept)
+
+    def more(self) -> str:
+        """`… and 699,900 more bad lines`, or nothing when every bad line is listed."""
+        if not self.unlisted:
+            return ""
+        return f"… and {self.unlisted:,} more bad line{'' if self.unlisted == 1 else 's'}"
+
 
 def cell(value) -> str:
+    """A value as the text of a CSV cell: the one function every CSV the portal writes goes through, so that no
+    text a user typed (a cohort, a comment) reaches a spreadsheet as a formula."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, (int, float)):
+        return str(value)  # a number, -50 too, is no formula: a spreadsheet reads it as the number it is
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
@@ -86,34 +158,42 @@ def writer(stream: IO[str]):
     return csv.writer(stream, lineterminator="\n")
 
 
-def read(name: str, stream: IO[str], errors: list[LineError]) -> Iterator[tuple[int, list[str]]]:
+def read(name: str, stream: IO[str], errors: BadLines, limits: Limits) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, restored cells) in header order; header problems go to errors.
 
-    Lines are counted as records with the header as line 1, as a spreadsheet numbers its rows.
+    Lines are counted as records with the header as line 1, as a spreadsheet numbers its rows. A file past
+    the limits raises FileRefused as soon as that is known.
     """
     expected = HEADERS[name]
-    reader = csv.reader(stream)
+    csv.field_size_limit(FIELD_LIMIT)  # the process's setting: set here rather than trust what another module left
+    reader = csv.reader(lines_of(stream, name))
     header = next(reader, None)
     if header is None:
-        errors.append(LineError(1, "", "the file is empty: expected the header " + ",".join(expected), name))
+        errors.add(LineError(1, "", "the file is empty: expected the header " + ",".join(expected), name))
         return
     header = [column.strip().lstrip("\ufeff") for column in header]
     missing = [column for column in expected if column not in header]
     extra = [column for column in header if column not in expected]
-    errors.extend(LineError(1, column, "missing column", name) for column in missing)
-    errors.extend(LineError(1, column, "unexpected column", name) for column in extra)
+    for column in missing:
+        errors.add(LineError(1, column, "missing column", name))
+    for column in extra[:LISTED_COLUMNS]:
+        errors.add(LineError(1, column, "unexpected column", name))
+    if len(extra) > LISTED_COLUMNS:
+        errors.add(LineError(1, "", f"and {len(extra) - LISTED_COLUMNS:,} more unexpected columns", name))
     if len(set(header)) != len(header):
-        errors.append(LineError(1, "", "a column appears twice", name))
+        errors.add(LineError(1, "", "a column appears twice", name))
     if missing or extra or len(set(header)) != len(header):
         return
     order = [header.index(column) for column in expected]
     in_order = order == list(range(len(order)))
     width = len(header)
     for line, row in enumerate(reader, start=2):
+        if line > limits.lines:
+            raise too_many_lines(name, limits)
         if not row or row == [""]:
             continue
         if len(row) != width:
-            errors.append(LineError(line, "", f"expected {width} cells, found {len(row)}", name))
+            errors.add(LineError(line, "", f"expected {width} cells, found {len(row)}", name))
             continue
         cells = row if in_order else [row[index] for index in order]
         yield line, [restore(cell) if cell[:1] == "'" else cell for cell in cells]

@@ -1,17 +1,21 @@
 """All-or-nothing CSV import: every line is checked first, then everything is written at once.
 
 Rows are keyed by id (customers without an id by email, engagement without an id by customer and
-day), so importing the same file twice changes nothing.
+day), so importing the same file twice changes nothing. Memory stays bounded however bad a file is: only
+the first bad lines are kept (csvformat.BadLines), and once an import is known to be rejected its later
+rows are still checked, and counted when bad, but no longer kept for writing.
 """
 from __future__ import annotations
 
-import io
+import csv
 import zipfile
+import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
+from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from .. import audit, clock, health, metrics, validation
@@ -21,9 +25,24 @@ from ..extensions import db
 from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, format_id, parse_id
 from ..sql import sync_sequences
 from ..validation import ValidationError
-from .csvformat import HEADERS, IMPORTABLE, ImportRejected, LineError, read
+from .csvformat import HEADERS, IMPORTABLE, BadLines, ImportRejected, LineError, read
+from .limits import FileRefused, Limits, check_directory, members_of, text_of
 
 COUNTS = Engagement.COUNTS
+DERIVED = "combined_metrics.csv"
+# What a damaged file raises while it is read (RuntimeError: an encrypted zip): the file's fault, not the portal's.
+UNREADABLE = (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+# Parsed customer ids and dates kept per text, at most: " c1001" and "c1001 " are two texts, so a hostile
+# file could otherwise grow the caches with every line.
+CACHED_TEXTS = 50_000
+# Settings (instance/config.py or the test config) that override Limits' defaults.
+LIMIT_SETTINGS = {"file_bytes": "IMPORT_MAX_UNCOMPRESSED_BYTES", "lines": "IMPORT_MAX_LINES",
+                  "members": "IMPORT_MAX_ZIP_MEMBERS"}
+
+
+def configured_limits() -> Limits:
+    config = current_app.config
+    return Limits(**{field: int(config[name]) for field, name in LIMIT_SETTINGS.items() if config.get(name)})
 
 
 @dataclass
@@ -49,9 +68,10 @@ class ImportResult:
 class Batch:
     """One import: the files' rows are checked against the database and each other, then applied."""
 
-    def __init__(self, actor: str):
+    def __init__(self, actor: str, limits: Limits):
         self.actor = actor
-        self.errors: list[LineError] = []
+        self.limits = limits
+        self.errors = BadLines()
         self.result = ImportResult()
         self.today = clock.today()
         self.customers = {
@@ -65,7 +85,7 @@ class Batch:
         self.reached: dict[str, set[int]] = {}  # milestone: customers whose step became true in this import
 
     def error(self, name: str, line: int, column: str, reason: str) -> None:
-        self.errors.append(LineError(line, column, reason, name))
+        self.errors.add(LineError(line, column, reason, name))
 
     def check(self, name: str, line: int, column: str, parse: Callable, *args):
         try:
@@ -89,24 +109,25 @@ class Batch:
         planned, seen_ids, seen_emails, seen_logins = [], {}, {}, {}
         by_email = {row.email.lower(): row.id for row in self.customers.values()}
         by_login = {row.github_username.lower(): row.id for row in self.customers.values() if row.github_username}
-        for line, cells in read(name, stream, self.errors):
+        for line, cells in read(name, stream, self.errors, self.limits):
             raw = dict(zip(HEADERS[name], cells))
             if raw["id"].strip() and parse_id("c", raw["id"]) in self.erased:
                 self.result.count(name, "unchanged")
                 continue
-            before = len(self.errors)
+            before = self.errors.problems
             problems: list[ValidationError] = []
             values = customers.clean_customer(raw, problems)
             for problem in problems:
                 self.error(name, line, problem.field, str(problem))
-            signup = self.check(name, line, "signup_date", validation.iso_date, raw["signup_date"], "signup_date")
+            signup = self.check(name, line, "signup_date", validation.recorded_date, raw["signup_date"], "signup_date",
+                                self.today)
             status = self.check(name, line, "status", validation.choice, raw["status"] or "active", CUSTOMER_STATUSES, "status")
             key = None
             if raw["id"].strip():
                 key = parse_id("c", raw["id"])
                 if key is None:
                     self.error(name, line, "id", f"invalid customer id {raw['id']!r}")
-            if len(self.errors) > before:
+            if self.errors.problems > before:
                 continue
             key = key or by_email.get(values["email"])
             email, login = values["email"], values["github_username"].lower()
@@ -118,8 +139,9 @@ class Batch:
                 owner = index.get(value)
                 if owner is not None and owner != key:
                     self.error(name, line, column, f"{values[column]} already belongs to {format_id('c', owner)}")
-            if len(self.errors) == before:
-                planned.append((key, {**values, "signup_date": signup, "status": status}))
+            if self.errors.problems == before:
+                if not self.errors:  # a rejected file's rows would never be applied
+                    planned.append((key, {**values, "signup_date": signup, "status": status}))
                 if key is not None and key not in self.customers:
                     self.new_customer_ids.add(key)
         return planned
@@ -157,9 +179,9 @@ class Batch:
 
     def onboarding_file(self, name: str, stream: IO[str]) -> list:
         planned, seen = [], {}
-        for line, cells in read(name, stream, self.errors):
+        for line, cells in read(name, stream, self.errors, self.limits):
             raw = dict(zip(HEADERS[name], cells))
-            before = len(self.errors)
+            before = self.errors.problems
             customer_key = self.customer_key(name, line, raw["customer_id"])
             if raw["id"].strip() and customer_key is not None and parse_id("o", raw["id"]) != customer_key:
                 self.error(name, line, "id", f"{raw['id'].strip()} is not the onboarding of {raw['customer_id'].strip()} "
@@ -167,7 +189,8 @@ class Batch:
             steps = {step: self.check(name, line, step, validation.boolean, raw[step], step) for step in metrics.STEPS}
             completed = days = None
             if raw["completed_date"].strip():
-                completed = self.check(name, line, "completed_date", validation.iso_date, raw["completed_date"], "completed_date")
+                completed = self.check(name, line, "completed_date", validation.recorded_date, raw["completed_date"],
+                                       "completed_date", self.today)
             if raw["days_to_complete"].strip():
                 days = self.check(name, line, "days_to_complete", validation.integer, raw["days_to_complete"], "days_to_complete")
             blocker = self.check(name, line, "blocker_type", validation.choice, raw["blocker_type"] or "none",
@@ -177,7 +200,7 @@ class Batch:
             if customer_key is not None and customer_key in seen:
                 self.error(name, line, "customer_id", f"duplicate of line {seen[customer_key]}")
             seen.setdefault(customer_key, line)
-            if len(self.errors) == before:
+            if self.errors.problems == before and not self.errors:  # a rejected file's rows would never be applied
                 planned.append((customer_key, steps, completed, days, blocker, notes))
         return planned
 
@@ -223,13 +246,13 @@ class Batch:
     def engagement_file(self, name: str, stream: IO[str]) -> list:
         """The hot path of large imports: plain loops over tuples, no per-row queries.
 
-        A file repeats few customers and days, so their parsed values are kept per text; rows are
-        tuples, which the garbage collector does not have to track.
+        A file repeats few customers and days, so their parsed values are kept per text (the good
+        ones, up to CACHED_TEXTS); rows are tuples, which the garbage collector does not have to track.
         """
         rows, seen_ids, seen_days, customers, days = [], {}, {}, {}, {}
-        error = self.error
-        for line, (row_id, customer_text, day_text, *count_texts) in read(name, stream, self.errors):
-            before = len(self.errors)
+        error, bad = self.error, self.errors
+        for line, (row_id, customer_text, day_text, *count_texts) in read(name, stream, bad, self.limits):
+            before = bad.problems
             key = None
             if row_id:
                 key = parse_id("e", row_id)
@@ -241,20 +264,27 @@ class Batch:
                     seen_ids[key] = line
             customer = customers.get(customer_text)
             if customer is None:
-                customer = customers[customer_text] = self.customer_key(name, line, customer_text)
+                customer = self.customer_key(name, line, customer_text)
+                if customer is not None and len(customers) < CACHED_TEXTS:
+                    customers[customer_text] = customer
             day = days.get(day_text)
             if day is None:
-                day = days[day_text] = self.check(name, line, "date", validation.iso_date, day_text, "date")
-            counts = tuple(int(text) if text.isascii() and text.isdigit()  # the fast path; " 3" and "+3" are valid too
-                           else self.check(name, line, column, validation.integer, text, column)
-                           for column, text in zip(COUNTS, count_texts))
-            if len(self.errors) > before:
+                day = self.check(name, line, "date", validation.recorded_date, day_text, "date", self.today)
+                if day is not None and len(days) < CACHED_TEXTS:
+                    days[day_text] = day
+            # The fast path: nine digits at most are within an INTEGER column; " 3" and "+3" are valid too.
+            # (A list made into a tuple: quicker than a tuple of a generator.)
+            counts = tuple([int(text) if len(text) < 10 and text.isascii() and text.isdigit()
+                            else self.check(name, line, column, validation.integer, text, column)
+                            for column, text in zip(COUNTS, count_texts)])
+            if bad.problems > before:
                 continue
             if (customer, day) in seen_days:
                 error(name, line, "date", f"{customer_text.strip()} on {day} is also on line {seen_days[customer, day]}")
                 continue
             seen_days[customer, day] = line
-            rows.append((line, key, customer, day, counts))
+            if not bad.count:  # a rejected file's rows would never be applied
+                rows.append((line, key, customer, day, counts))
         if rows:
             self.check_engagement_against_database(name, rows)
         return rows
@@ -334,12 +364,13 @@ READERS = {"customers.csv": "customers_file", "onboarding.csv": "onboarding_file
 APPLIERS = {"customers.csv": "apply_customers", "onboarding.csv": "apply_onboarding", "engagement.csv": "apply_engagement"}
 
 
-def import_files(files: dict[str, IO[str]], actor: str = "import") -> ImportResult:
-    """Check every file, then apply them all in the caller's transaction; raise ImportRejected on any bad line."""
-    unknown = [name for name in files if name not in IMPORTABLE and name != "combined_metrics.csv"]
+def import_files(files: dict[str, IO[str]], actor: str = "import", limits: Limits | None = None) -> ImportResult:
+    """Check every file, then apply them all in the caller's transaction; raise ImportRejected on any bad line,
+    FileRefused on a file past the limits (by default the app's configured_limits())."""
+    unknown = [name for name in files if name not in IMPORTABLE and name != DERIVED]
     if unknown:
         raise ImportRejected([LineError(0, "", f"not one of {', '.join(IMPORTABLE)}", name) for name in unknown])
-    batch = Batch(actor)
+    batch = Batch(actor, limits or configured_limits())
     planned = {name: getattr(batch, READERS[name])(name, files[name]) for name in IMPORTABLE if name in files}
     if batch.errors:
         raise ImportRejected(batch.errors)
@@ -353,16 +384,18 @@ def import_files(files: dict[str, IO[str]], actor: str = "import") -> ImportResu
     return batch.result
 
 
-def import_path(path: str | Path, actor: str = "import") -> ImportResult:
+def import_path(path: str | Path, actor: str = "import", limits: Limits | None = None) -> ImportResult:
     """An export zip, or one of customers.csv, onboarding.csv, engagement.csv."""
-    path = Path(path)
-    if zipfile.is_zipfile(path):
-        # The members are closed before the archive even when the import is rejected, or its file stays open.
-        with zipfile.ZipFile(path) as archive, ExitStack() as members:
-            names = [name for name in archive.namelist() if not name.endswith("/")]
-            files = {Path(name).name: members.enter_context(io.TextIOWrapper(archive.open(name), encoding="utf-8-sig",
-                                                                             newline=""))
-                     for name in names}
-            return import_files(files, actor)
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        return import_files({path.name: stream}, actor)
+    path, limits = Path(path), limits or configured_limits()
+    # Each file is closed before the archive even when the import is rejected, or the archive stays open.
+    with ExitStack() as files:
+        if zipfile.is_zipfile(path):
+            raw = files.enter_context(path.open("rb"))
+            check_directory(raw, path.name, limits)
+            archive = files.enter_context(zipfile.ZipFile(raw))
+            # Opening a member reads nothing yet: a name the import refuses is never decompressed.
+            streams = {name: files.enter_context(text_of(archive.open(member), name, limits))
+                       for name, member in members_of(archive, path.name, (*IMPORTABLE, DERIVED), limits).items()}
+        else:
+            streams = {path.name: files.enter_context(text_of(path.open("rb"), path.name, limits))}
+        return import_files(streams, actor, limits)

@@ -1,11 +1,9 @@
 """The import and export pages: upload the export zip or one CSV, download the zip or any single CSV."""
 from __future__ import annotations
 
-import csv
 import json
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
 from flask import (Blueprint, Response, abort, flash, make_response, render_template, request, send_file,
@@ -23,13 +21,11 @@ from ..extensions import db
 from ..pages import wants_fragment
 from . import exports, imports
 from .csvformat import IMPORTABLE, ImportRejected
+from .limits import FileRefused
 
 bp = Blueprint("transfer", __name__)
 MAX_UPLOAD_MB = 20
 ACCEPTED = f"the export zip or one of {', '.join(IMPORTABLE)}"
-DERIVED = "combined_metrics.csv"
-# What a damaged upload raises while it is read (RuntimeError: an encrypted zip): the file's fault, not the portal's.
-UNREADABLE = (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
 class ImportForm(FlaskForm):
@@ -54,12 +50,12 @@ def import_upload(upload: FileStorage, actor_name: str) -> imports.ImportResult:
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / (secure_filename(name) or "upload")
             upload.save(path)
-            if not zipfile.is_zipfile(path) and path.name not in (*IMPORTABLE, DERIVED):
+            if not zipfile.is_zipfile(path) and path.name not in (*IMPORTABLE, imports.DERIVED):
                 raise Unusable(f"{name} is not {ACCEPTED}.")
             return imports.import_path(path, actor_name)
     except UnicodeDecodeError:
         raise Unusable(f"{name} is not UTF-8 text: save it as “CSV UTF-8” and upload it again.") from None
-    except UNREADABLE as error:
+    except imports.UNREADABLE as error:
         raise Unusable(f"{name} cannot be read: {error}.") from None
     except IntegrityError:
         raise Unusable("The database refused the import, probably because of a change made at the same time: "
@@ -103,10 +99,14 @@ def import_file():
         result = import_upload(form.file.data, actor()[0])
     except ImportRejected as rejected:
         db.session.rollback()
-        return render_import(422, form, rejected=rejected.lines(), name=name)
+        return render_import(422, form, rejected=rejected.lines(), more=rejected.more(), bad_lines=rejected.bad.count,
+                             name=name)
     except Unusable as problem:
         db.session.rollback()
         return render_import(422, form, problem=f"{problem} Nothing was imported.")
+    except FileRefused as refused:  # its message says that nothing was imported
+        db.session.rollback()
+        return render_import(422, form, problem=f"{refused}.")
     db.session.commit()
     counts = counts_of(result)
     if counts:
