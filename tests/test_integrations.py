@@ -462,6 +462,13 @@ def signup_body(email="new@example.com", **fields):
                          "industry": "Fintech", "team_size": 12, **fields}}
 
 
+@pytest.mark.parametrize("moment", ["1971-01-01T00:00:00Z", "1999-12-31T12:00:00Z", "2283-01-01T00:00:00Z"])
+def test_a_signup_on_an_implausible_day_answers_400_and_stores_nothing(client, ctx, moment):
+    response = post_landing(client, {**signup_body(), "occurred_at": moment})
+    assert response.status_code == 400 and response.get_json()["field"] == "occurred_at"
+    assert events() == [] and db.session.scalar(select(func.count(Customer.id))) == 0
+
+
 def test_signup_creates_the_customer(client, ctx):
     response = post_landing(client, signup_body())
     assert response.status_code == 200
