@@ -77,6 +77,16 @@ def test_record_engagement_adds_to_todays_row(app, tracking):
         assert (score.days_active, score.success_rate, score.score) == (1, 66, 27)
 
 
+def test_record_engagement_refuses_a_total_its_column_cannot_hold(app, tracking):
+    add(tracking)
+    assert tracking("record-engagement", "c1001", 2147483647, 0, 0, 0, 0).exit_code == 0
+    result = tracking("record-engagement", "c1001", 1, 0, 0, 0, 0)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "issues_tagged would pass 2,147,483,647 for c1001" in result.stderr
+    with app.app_context():
+        assert db.session.scalars(select(Engagement.issues_tagged)).one() == 2147483647
+
+
 def test_onboarding_report(tracking):
     add(tracking)
     add(tracking, "b@beta.example", "Beta", "beta-co")

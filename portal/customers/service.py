@@ -133,7 +133,15 @@ def clean_counts(values: Mapping[str, str | int]) -> dict[str, int]:
 
 def record_engagement(customer: Customer, counts: Mapping[str, int], actor: str,
                       day: dt.date | None = None, user_id: int | None = None) -> Engagement:
-    """Add counts to the customer's row for the day (see add_counts) and return the row."""
+    """Add counts to the customer's row for the day (see add_counts) and return the row; a ValidationError when a
+    total would pass what its column holds."""
+    day = day or clock.today()
+    before = db.session.execute(select(*(getattr(Engagement, count) for count in Engagement.COUNTS))
+                                .filter_by(customer_id=customer.id, date=day)).first()
+    for count, total in zip(Engagement.COUNTS, before or ()):
+        if total + counts.get(count, 0) > validation.LARGEST_KEY:
+            raise validation.ValidationError(
+                f"{count} would pass {validation.LARGEST_KEY:,} for {customer.public_id} on {day}", count)
     row_id = add_counts(customer.id, counts, actor, day, user_id)
     return db.session.get(Engagement, row_id, populate_existing=True)
 
