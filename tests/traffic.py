@@ -1,13 +1,10 @@
-"""Real traffic for the portal's inbound endpoints, and what the database must hold after it.
+"""Real traffic for the portal's inbound endpoints: a planned mix of signed GitHub deliveries, landing-site events
+and metrics-API events for seeded customers, some of them sent twice with the same id, posted by sender threads.
 
-The portal runs under gunicorn (the repository's gunicorn.conf.py) in a process group of its own. Senders,
-one thread and one keep-alive connection each, post a planned mix of signed GitHub deliveries, landing-site
-events and metrics-API events, some of them twice with the same id. A sender retries as real senders do: a
-delivery that got no answer (a crash) or 409 at once, a 503 after its Retry-After or as soon as the database
-is back. The check then compares the database with what was acknowledged (2xx): every acknowledged event
-stored once, the engagement counts exactly those the distinct events add, no acknowledged event lost.
-
-Used by benchmarks/reliability.py (load and faults, by hand) and tests/reliability/ (a short version in CI).
+A sender retries as real senders do: a delivery that got no answer (a crash) or 409 at once, a 503 after its
+Retry-After or as soon as the database is back. What each was answered is kept for tests/traffic_checks.py, which
+compares it with the database; tests/gunicorn_server.py serves the portal. Used by benchmarks/reliability.py (load
+and faults, by hand) and tests/reliability/ (a short version in CI).
 """
 from __future__ import annotations
 
@@ -15,137 +12,26 @@ import collections
 import datetime as dt
 import http.client
 import json
-import os
 import random
-import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import create_engine, text
 
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "github"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github"
 GITHUB_SECRET = "reliability-github-secret"
 LANDING_SECRET = "reliability-landing-secret"
-READY_SECONDS = 30
-COUNTS = ("issues_tagged", "prs_generated", "prs_merged", "prs_rejected")
+SETTINGS = {"GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "LANDING_WEBHOOK_SECRET": LANDING_SECRET}  # for the server
 TODAY = "applied"  # the day bucket of counts that go to the day they are applied (the metrics API's)
 
 # Kinds of event and their share of the mix.
 MIX = {"issues.labeled": 35, "pull_request.opened": 15, "pull_request.merged": 8, "pull_request.rejected": 7,
        "landing.signup": 7, "landing.account_created": 8, "track.issue_resolution": 20}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """gunicorn serving wsgi:app with the repository's gunicorn.conf.py, its output in `log`."""
-
-    def __init__(self, database_url: str, log: Path):
-        self.port, self.log, self.process = free_port(), log, None
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "reliability",
-                    "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "LANDING_WEBHOOK_SECRET": LANDING_SECRET,
-                    "SCHEDULER_ENABLED": "false"}
-
-    def start(self) -> None:
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-                 "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
-                cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + READY_SECONDS
-        while not (self.answers() and self.booted() >= self.expected_workers()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def expected_workers(self) -> int:
-        return int(self.env.get("WEB_CONCURRENCY", "2"))
-
-    def booted(self) -> int:
-        return self.log.read_text().count("Booting worker")
-
-    def answers(self) -> bool:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            connection.request("GET", "/webhooks/github")
-            return connection.getresponse().status == 405
-        except OSError:
-            return False
-        finally:
-            connection.close()
-
-    def workers(self) -> set[int]:
-        """The live worker processes: the master's children, from /proc."""
-        found = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                state, parent = stat.read_text().rpartition(")")[2].split()[:2]
-            except (OSError, ValueError):
-                continue  # the process ended meanwhile
-            if int(parent) == self.process.pid and state != "Z":
-                found.add(int(stat.parent.name))
-        return found
-
-    def cpu_seconds(self) -> dict[int, float]:
-        """{pid: CPU seconds used} of the live workers: whether both took a share of the load."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        used = {}
-        for pid in self.workers():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            used[pid] = (int(fields[11]) + int(fields[12])) / ticks
-        return used
-
-    def kill_worker(self) -> tuple[int, float]:
-        """SIGKILL the busiest worker mid-request; (its pid, seconds until gunicorn had started another)."""
-        before = self.cpu_seconds()
-        victim = max(before, key=before.get)
-        os.kill(victim, signal.SIGKILL)
-        killed, deadline = time.monotonic(), time.monotonic() + READY_SECONDS
-        while True:
-            now = self.workers()
-            if victim not in now and len(now) >= len(before):
-                return victim, time.monotonic() - killed
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not replace worker {victim}: {now}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def outage_lines(self) -> dict[str, int]:
-        """What the log says about outages: lines of each kind, the 503s the "available again" lines add up to,
-        and tracebacks."""
-        log = self.log.read_text()
-        refused = sum(int(n) for n in re.findall(r"available again after [\d.]+ s; (\d+) requests", log))
-        return {"unavailable": log.count("database unavailable"), "available": log.count("database available again"),
-                "refused": refused, "tracebacks": log.count("Traceback")}
 
 
 @dataclass(frozen=True)
@@ -276,18 +162,22 @@ class Planner:
 
 def plan(seeded: list[Seeded], senders: int, each: int, resend_share: float = 0.1, seed: int = 1,
          days: tuple[dt.date, ...] | None = None) -> list[list[Delivery]]:
-    """Each sender's deliveries in order: `each` distinct ones, and `resend_share` of them sent a second time, with
-    the same id, somewhere after the first."""
+    """Each sender's deliveries in order: `each` distinct ones, and `resend_share` of them sent a second time with the
+    same id: half by the same sender some time after the first (a redelivery), half by another sender at about the
+    same moment (two workers receiving one delivery at once)."""
     today = dt.datetime.now(dt.timezone.utc).date()
     planner = Planner(seeded, seed, days or (today - dt.timedelta(days=3), today - dt.timedelta(days=2)))
-    batches = []
-    for _ in range(senders):
-        distinct = [planner.delivery() for _ in range(each)]
-        ordered = [(float(position), delivery) for position, delivery in enumerate(distinct)]
-        for position in planner.rng.sample(range(each - 1), round(each * resend_share)):
-            ordered.append((planner.rng.uniform(position + 0.5, each), distinct[position]))
-        batches.append([delivery for _, delivery in sorted(ordered, key=lambda pair: pair[0])])
-    return batches
+    rng = planner.rng
+    distinct = [[planner.delivery() for _ in range(each)] for _ in range(senders)]
+    ordered = [[(float(position), delivery) for position, delivery in enumerate(batch)] for batch in distinct]
+    for sender, batch in enumerate(distinct):
+        for number, position in enumerate(rng.sample(range(each - 1), round(each * resend_share))):
+            if number % 2 or senders == 1:
+                ordered[sender].append((rng.uniform(position + 0.5, each), batch[position]))
+            else:
+                other = rng.choice([index for index in range(senders) if index != sender])
+                ordered[other].append((position + rng.uniform(-0.5, 0.5), batch[position]))
+    return [[delivery for _, delivery in sorted(pairs, key=lambda pair: pair[0])] for pairs in ordered]
 
 
 class Connection:
@@ -333,7 +223,8 @@ class Traffic:
         self.lock = threading.Lock()
         self.statuses: collections.Counter = collections.Counter()
         self.outcomes: collections.Counter = collections.Counter()  # of 2xx answers: processed, duplicate, ...
-        self.resent: collections.Counter = collections.Counter()  # outcomes of planned second sends
+        self.resent: collections.Counter = collections.Counter()  # outcomes of a sender's second sends
+        self.processed: collections.Counter = collections.Counter()  # answers "processed" per delivery
         self.no_answer = 0
         self.without_retry_after = 0  # 503s that did not say when to retry
         self.acknowledged: dict[tuple[str, str], Delivery] = {}
@@ -395,6 +286,7 @@ class Traffic:
                 if 200 <= status < 300:
                     self.acknowledged[delivery.key] = delivery
                     self.outcomes[outcome] += 1
+                    self.processed[delivery.key] += outcome == "processed"
                     if resend:
                         self.resent[outcome] += 1
                     for name, moment in self.marks.items():
@@ -418,87 +310,3 @@ class Traffic:
         return {"requests": len(self.latencies), "rps": len(self.latencies) / seconds if seconds else 0.0,
                 "p50": latencies[len(latencies) // 2] * 1000,
                 "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
-
-
-@dataclass
-class Findings:
-    acknowledged: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    lost: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def expected_counts(deliveries) -> dict[tuple[str, object, str], int]:
-    expected: collections.Counter = collections.Counter()
-    for delivery in deliveries:
-        for column in delivery.counts:
-            expected[delivery.login, delivery.day, column] += 1
-    return dict(expected)
-
-
-def stored_counts(connection, days: set) -> dict[tuple[str, object, str], int]:
-    rows = connection.execute(text(
-        f"SELECT c.github_username, e.date, {', '.join(f'sum(e.{column})' for column in COUNTS)}"
-        " FROM engagement e JOIN customers c ON c.id = e.customer_id GROUP BY c.github_username, e.date"))
-    found: collections.Counter = collections.Counter()
-    for login, day, *sums in rows:
-        day = dt.date.fromisoformat(day) if isinstance(day, str) else day
-        for column, total in zip(COUNTS, sums):
-            if total:
-                found[login, day if day in days else TODAY, column] += int(total)
-    return dict(found)
-
-
-def check(database_url: str, traffic: Traffic, seeded: list[Seeded]) -> Findings:
-    """The database against what the senders were told; every difference is one line of `problems`."""
-    planned = {delivery.key: delivery for batch in traffic.batches for delivery in batch}
-    acknowledged = traffic.acknowledged
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT source, delivery_id, outcome FROM events")).all()
-            days = {delivery.day for delivery in planned.values() if isinstance(delivery.day, dt.date)}
-            counts = stored_counts(connection, days)
-            emails = {email.lower() for email in connection.execute(text("SELECT email FROM customers")).scalars()}
-            ticked = set(connection.execute(text(
-                "SELECT c.github_username FROM customers c JOIN onboarding o ON o.customer_id = c.id"
-                " WHERE o.account_created")).scalars())
-    finally:
-        engine.dispose()
-    stored = collections.Counter((source, delivery_id) for source, delivery_id, _ in rows)
-    findings = Findings(len(acknowledged), len(stored), traffic.outcomes["duplicate"],
-                        len(acknowledged.keys() - stored.keys()))
-    problems = findings.problems
-    if findings.lost:
-        problems.append(f"{findings.lost} acknowledged events are not stored")
-    if twice := sum(1 for seen in stored.values() if seen > 1):
-        problems.append(f"{twice} events are stored more than once")
-    if extra := len(stored.keys() - acknowledged.keys()):
-        problems.append(f"{extra} events are stored that were never acknowledged")
-    if missing := len(planned.keys() - acknowledged.keys()):
-        problems.append(f"{missing} planned events were never acknowledged")
-    if outcomes := collections.Counter(outcome for *_, outcome in rows if outcome != "processed"):
-        problems.append(f"events stored with outcomes other than processed: {dict(outcomes)}")
-    expected = expected_counts(acknowledged.values())
-    if counts != expected:
-        wrong = sorted(str((*key, counts.get(key, 0), expected.get(key, 0)))
-                       for key in counts.keys() | expected.keys() if counts.get(key, 0) != expected.get(key, 0))
-        problems.append(f"engagement counts differ (login, day, count, stored, expected): {', '.join(wrong[:5])}")
-    signups = {delivery.signup.lower() for delivery in acknowledged.values() if delivery.signup}
-    if not_created := signups - emails:
-        problems.append(f"{len(not_created)} acknowledged signups created no customer")
-    if len(emails) != len(seeded) + len(signups):
-        problems.append(f"{len(emails)} customers, expected {len(seeded)} seeded + {len(signups)} signed up")
-    should_tick = {delivery.login for delivery in acknowledged.values() if delivery.ticks_account}
-    if ticked != should_tick:
-        problems.append(f"account created ticked for {sorted(ticked)}, expected {sorted(should_tick)}")
-    resends = sum(traffic.resent.values())
-    if traffic.resent["duplicate"] != resends:
-        problems.append(f"second sends answered {dict(traffic.resent)}, all should be duplicate")
-    if traffic.statuses[500]:
-        problems.append(f"{traffic.statuses[500]} answers were 500")
-    if traffic.without_retry_after:
-        problems.append(f"{traffic.without_retry_after} answers 503 had no Retry-After")
-    problems.extend(traffic.unexpected[:5])
-    return findings

@@ -13,9 +13,10 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
-from .. import traffic
+from .. import traffic, traffic_checks
 from ..conftest import POSTGRES
 from ..faults import Relay
+from ..gunicorn_server import Server
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES,
@@ -33,7 +34,7 @@ def test_an_outage_under_load_answers_503_loses_nothing_and_recovers_within_2_se
     distinct = {delivery.key for batch in batches for delivery in batch}
     address = make_url(database_url)
     relay = Relay(address.host, address.port or 5432)
-    server = traffic.Server(relay.url(database_url), tmp_path / "gunicorn.log")
+    server = Server(relay.url(database_url), tmp_path / "gunicorn.log", traffic.SETTINGS)
     server.start()
     run = traffic.Traffic(server.port, batches, deadline_seconds=90)
 
@@ -55,7 +56,7 @@ def test_an_outage_under_load_answers_503_loses_nothing_and_recovers_within_2_se
         server.stop()
         relay.cut()
 
-    findings = traffic.check(database_url, run, seeded)
+    findings = traffic_checks.check(database_url, run, seeded)
     assert findings.problems == [], server.log.read_text()[-3000:]
     assert findings.acknowledged == findings.stored == len(distinct) and findings.lost == 0
     assert run.statuses[500] == 0 and run.statuses[503] > 0, dict(run.statuses)
