@@ -226,7 +226,7 @@ class Traffic:
         self.resent: collections.Counter = collections.Counter()  # outcomes of a sender's second sends
         self.processed: collections.Counter = collections.Counter()  # answers "processed" per delivery
         self.no_answer = 0
-        self.without_retry_after = 0  # 503s that did not say when to retry
+        self.without_retry_after = 0  # 503s without Retry-After or a JSON error
         self.acknowledged: dict[tuple[str, str], Delivery] = {}
         self.latencies: list[float] = []
         self.marks: dict[str, float] = {}
@@ -293,7 +293,7 @@ class Traffic:
                         if name not in self.first_ok and start >= moment:
                             self.first_ok[name] = end
                     return True
-                if status == 503 and not (retry_after or "").isdigit():
+                if status == 503 and not ((retry_after or "").isdigit() and '"error"' in outcome):
                     self.without_retry_after += 1
                 if status not in (409, 503):
                     self.unexpected.append(f"{status} for {delivery.source} {delivery.delivery_id}: {outcome}")

@@ -128,5 +128,5 @@ def answers_problems(traffic: Traffic) -> list[str]:
     if traffic.statuses[500]:
         problems.append(f"{traffic.statuses[500]} answers were 500")
     if traffic.without_retry_after:
-        problems.append(f"{traffic.without_retry_after} answers 503 had no Retry-After")
+        problems.append(f"{traffic.without_retry_after} answers 503 had no Retry-After or no JSON error")
     return problems + traffic.unexpected[:5]
