@@ -160,7 +160,7 @@ def measure(name: str, scratch: Scratch, workdir: Path, each: int, seed: int) ->
     injector = None
     if name in FAULTS:
         def inject():
-            run.wait_for(int(FAULT_AT * len({d.key for batch in batches for d in batch})))
+            run.wait_for(int(FAULT_AT * run.distinct))
             FAULTS[name](run=run, server=server, scratch=scratch, relay=relay, notes=notes)
 
         injector = threading.Thread(target=inject)

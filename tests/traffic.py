@@ -181,8 +181,9 @@ def plan(seeded: list[Seeded], senders: int, each: int, resend_share: float = 0.
 
 
 class Connection:
-    """One connection, kept alive or, as GitHub's deliveries come, a new one per request (so that both workers take
-    a share rather than the first to accept a sender's connection serving it to the end); post() answers (status, Retry-After, JSON status) or None when no answer came."""
+    """One connection kept alive, or a new one per request as GitHub's deliveries come (so that both workers take a
+    share, rather than the worker that accepted a sender's connection serving all its requests). post() answers
+    (status, Retry-After, the JSON status of a 2xx or the start of another body) or None when no answer came."""
 
     def __init__(self, port: int, keep_alive: bool = True):
         self.port, self.keep_alive, self.connection = port, keep_alive, None
@@ -235,8 +236,8 @@ class Traffic:
         self.started = self.finished = 0.0
 
     @property
-    def planned(self) -> int:
-        return sum(len(batch) for batch in self.batches)
+    def distinct(self) -> int:
+        return len({delivery.key for batch in self.batches for delivery in batch})
 
     def mark(self, name: str) -> float:
         with self.lock:
@@ -284,14 +285,7 @@ class Traffic:
                 self.statuses[status] += 1
                 self.latencies.append(end - start)
                 if 200 <= status < 300:
-                    self.acknowledged[delivery.key] = delivery
-                    self.outcomes[outcome] += 1
-                    self.processed[delivery.key] += outcome == "processed"
-                    if resend:
-                        self.resent[outcome] += 1
-                    for name, moment in self.marks.items():
-                        if name not in self.first_ok and start >= moment:
-                            self.first_ok[name] = end
+                    self.acknowledge(delivery, outcome, resend, start, end)
                     return True
                 if status == 503 and not ((retry_after or "").isdigit() and '"error"' in outcome):
                     self.without_retry_after += 1
@@ -303,6 +297,17 @@ class Traffic:
                 return True  # a request the plan got wrong: retrying would not change it
             time.sleep(0.02)
         return False
+
+    def acknowledge(self, delivery: Delivery, outcome: str, resend: bool, start: float, end: float) -> None:
+        """Record a 2xx answer (under the lock)."""
+        self.acknowledged[delivery.key] = delivery
+        self.outcomes[outcome] += 1
+        self.processed[delivery.key] += outcome == "processed"
+        if resend:
+            self.resent[outcome] += 1
+        for name, moment in self.marks.items():
+            if name not in self.first_ok and start >= moment:
+                self.first_ok[name] = end
 
     def figures(self) -> dict[str, float]:
         latencies = sorted(self.latencies) or [0.0]

@@ -31,7 +31,6 @@ def test_an_outage_under_load_answers_503_loses_nothing_and_recovers_within_2_se
     with app.app_context():
         seeded = traffic.seed(6)
     batches = traffic.plan(seeded, SENDERS, EACH, seed=11)
-    distinct = {delivery.key for batch in batches for delivery in batch}
     address = make_url(database_url)
     relay = Relay(address.host, address.port or 5432)
     server = Server(relay.url(database_url), tmp_path / "gunicorn.log", traffic.SETTINGS)
@@ -39,7 +38,7 @@ def test_an_outage_under_load_answers_503_loses_nothing_and_recovers_within_2_se
     run = traffic.Traffic(server.port, batches, deadline_seconds=90)
 
     def outage():
-        run.wait_for(len(distinct) // 3)
+        run.wait_for(run.distinct // 3)
         run.restored.clear()
         relay.cut()
         time.sleep(CUT_SECONDS)
@@ -58,7 +57,7 @@ def test_an_outage_under_load_answers_503_loses_nothing_and_recovers_within_2_se
 
     findings = traffic_checks.check(database_url, run, seeded)
     assert findings.problems == [], server.log.read_text()[-3000:]
-    assert findings.acknowledged == findings.stored == len(distinct) and findings.lost == 0
+    assert findings.acknowledged == findings.stored == run.distinct and findings.lost == 0
     assert run.statuses[500] == 0 and run.statuses[503] > 0, dict(run.statuses)
     assert run.first_ok["restored"] - run.marks["restored"] <= 2.0
     lines = server.outage_lines()
