@@ -3,6 +3,11 @@ and the log gets one line when an outage starts and one when it ends, not a trac
 
 A sender that gets 503 knows to retry; nothing was acknowledged, so nothing is lost. The pool's connections
 are replaced by SQLAlchemy once the server answers again, so no restart is needed.
+
+An outage is over once statements succeed and none has failed for SETTLE_SECONDS: connections do not all fail at
+the same instant (a server stopping ends its sessions one after the other, a cut network is found by each
+connection at its next use), so a request on a connection not yet gone can succeed between two that fail, and
+ending the outage there would log it as two.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ log = logging.getLogger("portal.database")
 # What a database that is down, restarting, refusing connections or out of connections raises.
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 RETRY_AFTER_SECONDS = 5
+SETTLE_SECONDS = 1.0
 
 
 class Outage:
@@ -28,22 +34,30 @@ class Outage:
     def __init__(self) -> None:
         self.since: float | None = None
         self.refused = 0
+        self.last_refused = 0.0
+        self.back: float | None = None  # the first success since the last failure
         self.lock = threading.Lock()
 
     def refused_request(self, error: BaseException) -> None:
+        now = time.monotonic()
         with self.lock:
             self.refused += 1
+            self.last_refused, self.back = now, None
             if self.since is not None:
                 return
-            self.since = time.monotonic()
+            self.since = now
         log.error("database unavailable, answering 503 until it is back: %s", first_line(error))
 
     def answered(self) -> None:
-        """A statement succeeded: an outage, if there was one, is over."""
+        """A statement succeeded: an outage, if there was one, is over once none has failed for SETTLE_SECONDS."""
+        now = time.monotonic()
         with self.lock:
             if self.since is None:
                 return
-            lasted, refused, self.since, self.refused = time.monotonic() - self.since, self.refused, None, 0
+            self.back = self.back or now
+            if now - self.last_refused < SETTLE_SECONDS:
+                return
+            lasted, refused, self.since, self.refused, self.back = self.back - self.since, self.refused, None, 0, None
         log.warning("database available again after %.1f s; %d requests were answered 503", lasted, refused)
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from portal import outage as database_outage
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign
@@ -98,10 +99,50 @@ def test_a_database_outage_answers_503_and_recovers_without_a_restart(outage, ca
         time.sleep(0.05)
     assert answer.status_code == 202
     assert client.get("/readyz").status_code == 200 and client.get("/").status_code == 200
+    time.sleep(database_outage.SETTLE_SECONDS)  # over once nothing has failed for that long
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
     assert any("available again" in record.getMessage() and "8 requests" in record.getMessage()
                for record in caplog.records)
     with app.app_context():  # what was refused was not stored; what was acknowledged was
         assert db.session.scalar(select(func.count(Event.id))) == 1
+
+
+def answered_after_restore(client, fault, delivery_id: str) -> int:
+    """Restore the database and deliver until the answer is not 503; the 503s it took."""
+    fault.start()
+    deadline, refused = time.monotonic() + 2, 0
+    while (answer := deliver(client, delivery_id)).status_code == 503 and time.monotonic() < deadline:
+        refused += 1
+        time.sleep(0.05)
+    assert answer.status_code == 202
+    return refused
+
+
+def test_a_request_that_gets_through_while_connections_fail_is_one_outage_not_two(outage, caplog, monkeypatch):
+    """Connections do not all fail at once: one not yet gone can answer between two that fail. That is one outage,
+    logged in one line when it begins and one when nothing has failed for SETTLE_SECONDS."""
+    app, fault = outage
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="portal.database")
+    monkeypatch.setattr(database_outage, "SETTLE_SECONDS", 60)  # every step below comes well within it
+
+    def logged() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == "portal.database"]
+
+    cut(app, fault)
+    assert deliver(client).status_code == 503
+    refused = 1 + answered_after_restore(client, fault, "between-two-failures")
+    cut(app, fault)
+    assert deliver(client).status_code == 503
+    refused += 1 + answered_after_restore(client, fault, "after-the-outage")
+    assert client.get("/readyz").status_code == 200
+    assert len(logged()) == 1 and logged()[0].startswith("database unavailable")
+
+    monkeypatch.setattr(database_outage, "SETTLE_SECONDS", 0)  # now nothing has failed for long enough
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert len(logged()) == 2 and logged()[1].startswith("database available again after")
+    assert logged()[1].endswith(f"; {refused} requests were answered 503")
 
 
 def test_readyz_names_migrations_not_applied(database_url, databases):
