@@ -97,6 +97,29 @@ class Server:
                 raise RuntimeError(f"gunicorn did not replace worker {victim}: {now}")
             time.sleep(0.01)
 
+    def group(self) -> dict[int, str]:
+        """{pid: state} of the processes in the server's group (master and workers), from /proc."""
+        found = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[2]) == self.process.pid:
+                found[int(stat.parent.name)] = fields[0]
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no worker finishes its request or closes its connections."""
+        members = self.group()
+        assert len(members) >= 3, f"expected a master and 2 workers, found {members}"
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        deadline = time.monotonic() + 5
+        while set(self.group().values()) - {"Z"} and time.monotonic() < deadline:  # orphaned workers: zombies
+            time.sleep(0.02)
+        assert not set(self.group().values()) - {"Z"}, f"still running after SIGKILL: {self.group()}"
+
     def stop(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGTERM)

@@ -11,18 +11,12 @@ import collections
 import datetime as dt
 import http.client
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -32,6 +26,7 @@ from portal.extensions import db
 from portal.integrations.signatures import sign
 from portal.models import Customer, Engagement, Event
 from tests.conftest import POSTGRES
+from tests.gunicorn_server import Server
 from tests.test_github_mapping import fixture
 
 pytestmark = pytest.mark.skipif(
@@ -39,87 +34,11 @@ pytestmark = pytest.mark.skipif(
     reason="load and crash tests need PostgreSQL (TEST_POSTGRES_URL): the subject is several gunicorn workers "
            "racing on row locks, which SQLite's single writer file does not have")
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-test-secret"
 LOGINS = ("hot-org", "warm-org", "cool-org", "mild-org", "cold-org")
 WEIGHTS = (3, 2, 2, 2, 1)  # three in ten deliveries go to one customer: the row-lock contention case
 DAYS = (dt.date(2026, 11, 24), dt.date(2026, 11, 25))
 SENDERS = 8
-READY_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Gunicorn:
-    """The portal under gunicorn in a process group of its own, so one signal reaches master and workers."""
-
-    def __init__(self, database_url: str, log: Path):
-        self.port, self.log, self.process = free_port(), log, None
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "load-test",
-                    "GITHUB_WEBHOOK_SECRET": SECRET, "SCHEDULER_ENABLED": "false"}
-
-    def start(self) -> None:
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
-                cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + READY_SECONDS
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.signal(signal.SIGKILL)
-                pytest.fail(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def answers(self) -> bool:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            connection.request("GET", "/webhooks/github")
-            return connection.getresponse().status == 405
-        except OSError:
-            return False
-        finally:
-            connection.close()
-
-    def signal(self, number: int) -> None:
-        try:
-            os.killpg(self.process.pid, number)
-        except ProcessLookupError:
-            pass
-
-    def group(self) -> dict[int, str]:
-        """{pid: state} of the processes in the server's group (master and workers), from /proc."""
-        found = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rpartition(")")[2].split()
-            except OSError:
-                continue  # the process ended meanwhile
-            if int(fields[2]) == self.process.pid:
-                found[int(stat.parent.name)] = fields[0]
-        return found
-
-    def kill(self) -> None:
-        """SIGKILL to the whole group: no worker finishes its request or closes its connections."""
-        members = self.group()
-        assert len(members) >= 3, f"expected a master and 2 workers, found {members}"
-        self.signal(signal.SIGKILL)
-        self.process.wait()
-        deadline = time.monotonic() + 5
-        while set(self.group().values()) - {"Z"} and time.monotonic() < deadline:  # orphaned workers: zombies
-            time.sleep(0.02)
-        assert not set(self.group().values()) - {"Z"}, f"still running after SIGKILL: {self.group()}"
-
-    def stop(self) -> None:
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait()
 
 
 @dataclass(frozen=True)
@@ -218,7 +137,8 @@ def stored() -> tuple[list[str], dict[tuple[str, dt.date], int]]:
 @pytest.fixture(scope="module")
 def gunicorn(database_url, tmp_path_factory):
     """One server for the module: each test's clean-up empties the tables under it, which it holds no lock on."""
-    server = Gunicorn(database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    server = Server(database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log",
+                    {"SECRET_KEY": "load-test", "GITHUB_WEBHOOK_SECRET": SECRET})
     server.start()
     yield server
     server.stop()

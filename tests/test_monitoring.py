@@ -17,7 +17,7 @@ from portal.jobs import runs
 from portal.jobs.registry import Job
 
 from .conftest import make_app
-from .test_load import Gunicorn
+from .gunicorn_server import Server
 
 TOKEN = "scraper-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,8 +88,8 @@ def test_requests_webhooks_jobs_and_the_outbox_are_measured(monitored, app):  # 
 
 
 def test_a_scrape_adds_up_every_gunicorn_worker(database_url, tmp_path):
-    server = Gunicorn(database_url, tmp_path / "gunicorn.log")
-    server.env.update({"METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
+    server = Server(database_url, tmp_path / "gunicorn.log",
+                    {"METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
     server.start()
     try:
         # Until both workers have answered some (each writes its own files): then the scrape must add them up.
