@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import smtplib
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -85,10 +84,8 @@ class Channels:
                 raise SendFailed(f"SMTP: {self.smtp_down}") from None
         return self.connection
 
-    def prepare(self, recipient: str, rendered: Rendered) -> Outgoing:
+    def prepare(self, recipient: str, rendered: Rendered, message_id: str) -> Outgoing:
         self.check_smtp()  # no need to build what cannot be sent
-        # No dots before the @: the provider's event ids are '<id>.<suffix>' and are matched by what precedes the dot.
-        message_id = f"{uuid.uuid4().hex}@{self.domain()}"
         try:
             data = message.build(self.sender, recipient, rendered.subject, rendered.text, rendered.html, message_id,
                                  rendered.headers)

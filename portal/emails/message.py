@@ -7,6 +7,8 @@ in quoted-printable text, so the boundary never clashes with a part.
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import uuid
 from email.charset import QP, Charset
 from email.header import Header
@@ -31,6 +33,23 @@ def header_text(value: str) -> str | Header:
     if "\r" in value or "\n" in value:
         raise ValueError("a header holds a line break")
     return value if value.isascii() else Header(value, "utf-8")
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def message_id(row_id: int, dedupe_key: str, queued_at: dt.datetime, domain: str) -> str:
+    """The Message-ID (without its angle brackets) of the outbox row's every attempt, derived from the row.
+
+    Derived rather than drawn at random and stored: an attempt whose acceptance the database did not record
+    (the run died, or the database lost its last sending marks) is sent again under the same id however it
+    came about, so receivers can drop the copy. The row's id, dedupe key and queueing time to the microsecond
+    name one email of one database; a database restored from a backup derives the same ids for the same
+    emails, which then are the same emails. Hex digits only: the provider's event ids are '<id>.<suffix>'.
+    """
+    queued = (queued_at - EPOCH) // dt.timedelta(microseconds=1)
+    digest = hashlib.sha256(f"{row_id}\n{dedupe_key}\n{queued}".encode()).hexdigest()[:32]
+    return f"{digest}@{domain}"
 
 
 def build(sender: str, recipient: str, subject: str, text: str, html: str, message_id: str,
