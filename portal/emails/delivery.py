@@ -232,7 +232,7 @@ def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, chan
             return False
         channels.send(outgoing)
     except SendFailed as error:
-        outcome, values = failed_attempt(row, now, "; ".join([*notes, str(error)]))
+        outcome, values = failed_attempt(row, now, "; ".join([*notes, str(error)]), error.permanent)
         recorder.add(row, customer, outcome, {**values, **columns})
         return True
     outcome, values = sent(row, "smtp", outgoing.message_id, now, "; ".join(notes))
@@ -262,8 +262,8 @@ def tick_welcome(row: EN, customer: Customer | None, now: dt.datetime) -> bool:
     return False
 
 
-def failed_attempt(row: EN, now: dt.datetime, error: str) -> tuple[str, dict]:
+def failed_attempt(row: EN, now: dt.datetime, error: str, permanent: bool = False) -> tuple[str, dict]:
     attempts = row.attempts + 1
-    if attempts >= content.MAX_ATTEMPTS:
+    if permanent or attempts >= content.MAX_ATTEMPTS:
         return "failed", {"status": "failed", "attempts": attempts, "last_error": error, "next_attempt_at": None}
     return "retried", {"attempts": attempts, "last_error": error, "next_attempt_at": now + content.retry_delay(attempts)}
