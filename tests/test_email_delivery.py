@@ -336,3 +336,62 @@ def test_a_connection_dropped_mid_send_is_retried_under_the_same_message_id(answ
     assert accepted["Message-ID"] == dropped["Message-ID"]
     db.session.expire_all()
     assert f"<{db.session.get(EN, ada.id).provider_message_id}>" == accepted["Message-ID"]
+
+
+def interrupted(channel: str) -> EN:
+    """The welcome email as a run killed while handing it to channel leaves it: marked, its lease over."""
+    [welcome] = emails()
+    started = NOW - dt.timedelta(hours=1)
+    welcome.sending_at, welcome.channel, welcome.claim_token, welcome.claimed_until = (
+        started, channel, "dead run", started + delivery.LEASE)
+    db.session.commit()
+    return welcome
+
+
+def test_a_milestone_interrupted_while_tagging_is_tagged_again_and_never_sent_over_smtp_as_well(
+        database_url, smtp_server, convertkit):
+    app = app_with(database_url, **mail_config(smtp_server.port, CONVERTKIT_API_SECRET=SECRET,
+                                               CONVERTKIT_BASE_URL=convertkit.url, CONVERTKIT_TIMEOUT_SECONDS=0.3))
+    try:
+        with app.app_context():
+            customer = add()
+            welcome = interrupted("convertkit")
+            convertkit.mode = "fail"
+            # The subscriber may have the tag already: an SMTP copy would be a second, different email.
+            assert delivery.deliver_due(NOW)["retried"] == 1
+            db.session.expire_all()
+            email = db.session.get(EN, welcome.id)
+            assert (email.status, email.channel, email.sending_at) == ("queued", "convertkit", None)
+            assert "not sent over SMTP, as the subscriber may have the tag already" in email.last_error
+            assert delivery.deliver_due(NOW + dt.timedelta(minutes=1))["retried"] == 1  # still not over SMTP
+            convertkit.mode = "ok"
+            assert delivery.deliver_due(NOW + dt.timedelta(minutes=3))["sent"] == 1
+            assert smtp_server.messages == [] and convertkit.tagged() == [("milestone_welcome", "ada@example.com")]
+            db.session.expire_all()
+            assert db.session.get(EN, welcome.id).channel == "convertkit"
+            assert db.session.get(Customer, customer.id).onboarding.welcome_email_sent is True
+    finally:
+        dispose(app)
+
+
+def test_a_milestone_interrupted_while_going_over_smtp_goes_over_smtp_again_under_its_message_id(
+        database_url, smtp_server, convertkit):
+    from portal.emails import message
+
+    app = app_with(database_url, **mail_config(smtp_server.port, CONVERTKIT_API_SECRET=SECRET,
+                                               CONVERTKIT_BASE_URL=convertkit.url))
+    try:
+        with app.app_context():
+            add()
+            welcome = interrupted("smtp")
+            assert delivery.deliver_due(NOW)["sent"] == 1
+            assert convertkit.calls == []  # a tag now would be a second email
+            [(_, sent)] = smtp_server.messages
+            derived = message.message_id(welcome.id, welcome.dedupe_key, welcome.queued_at, "portal.test")
+            assert sent["Message-ID"] == f"<{derived}>"
+            db.session.expire_all()
+            email = db.session.get(EN, welcome.id)
+            assert (email.status, email.channel) == ("sent", "smtp")
+            assert email.last_error == "an earlier run stopped while handing this email over; sent again"
+    finally:
+        dispose(app)

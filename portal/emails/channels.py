@@ -121,8 +121,8 @@ class Channels:
 
 
 def refused_for_good(error: BaseException) -> bool:
-    """A 5xx answer to the recipient or to the message itself: this email will never be taken, retrying only delays
-    saying so. A 5xx to our sender, by contrast, says the relay's settings are wrong for every email: that is retried."""
+    """A 5xx answer to the recipient or to the message itself: this email will never be taken, and retrying only
+    delays saying so. A 5xx to our sender says the relay's settings are wrong for every email: that is retried."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     return isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500
