@@ -395,3 +395,24 @@ def test_a_milestone_interrupted_while_going_over_smtp_goes_over_smtp_again_unde
             assert email.last_error == "an earlier run stopped while handing this email over; sent again"
     finally:
         dispose(app)
+
+
+def test_messages_are_the_bytes_the_classic_policy_writes(ctx):
+    import re
+    from email.policy import compat32
+
+    from portal.emails import message, render
+
+    customer = add(organization="Ünïcode Labs – a name long enough to need folding in a subject line, surely")
+    add("bob@example.com", "bob-co", "Bob Co")
+    service.set_step(customer, "account_created", True, "test")
+    db.session.commit()
+    classic = compat32.clone(linesep="\r\n")
+    unstable = re.compile(rb"=_[0-9a-f]{32}|Date: [^\r]*")  # each build's own boundary, and the clock
+    rows = emails()
+    assert len(rows) == 3
+    for row in rows:
+        rendered = render.render(row, db.session.get(Customer, row.customer_id))
+        args = ("Customer success <cs@example.com>", row.recipient, f"{rendered.subject} – {customer.organization}",
+                rendered.text, rendered.html, "0123abcd@portal.test", rendered.headers)
+        assert unstable.sub(b"", message.build(*args)) == unstable.sub(b"", message.build(*args, policy=classic))

@@ -14,13 +14,26 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import formatdate
 from typing import Mapping
 
 from flask_mail import sanitize_address
 
-CRLF = compat32.clone(linesep="\r\n")
+
+class ClassicCRLF(Compat32):
+    """The classic policy with SMTP's line ends, writing a header that fits on its line as it is: compat32 runs
+    every header through email.header.Header to fold it, a third of the time a message took to build, and
+    folding leaves such a line unchanged (a test checks the bytes are compat32's own)."""
+
+    def fold_binary(self, name: str, value) -> bytes:
+        if (isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= self.max_line_length
+                and "\r" not in value and "\n" not in value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+CRLF = ClassicCRLF(linesep="\r\n")
 
 
 def _charset() -> Charset:
@@ -53,7 +66,7 @@ def message_id(row_id: int, dedupe_key: str, queued_at: dt.datetime, domain: str
 
 
 def build(sender: str, recipient: str, subject: str, text: str, html: str, message_id: str,
-          headers: Mapping[str, str]) -> bytes:
+          headers: Mapping[str, str], policy: Compat32 = CRLF) -> bytes:
     """multipart/alternative with a text and an HTML part; message_id without its angle brackets."""
     message = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
     message.attach(MIMEText(text, "plain", _charset()))
@@ -65,4 +78,4 @@ def build(sender: str, recipient: str, subject: str, text: str, html: str, messa
     message["Message-ID"] = f"<{message_id}>"
     for name, value in headers.items():
         message[name] = header_text(value)
-    return message.as_bytes(policy=CRLF)
+    return message.as_bytes(policy=policy)
