@@ -163,10 +163,11 @@ class Recorder:
     def add(self, row: EN, customer: Customer | None, outcome: str, values: dict) -> None:
         self.pending.append((row, customer, outcome, values))
 
-    def mark(self, row: EN, channel: str, message_id: str, columns: dict) -> bool:
+    def mark(self, row: EN, channel: str, message_id: str) -> bool:
         """Record the outcomes so far, then mark row as being handed to channel; False when a row is another
-        run's now (the lease ended), and then nothing must be handed over."""
-        mark = self.values(row, {**columns, "channel": channel, "provider_message_id": message_id,
+        run's now (the lease ended), and then nothing must be handed over. The rendered parts are written with
+        the outcome only: they would travel to the database twice."""
+        mark = self.values(row, {"channel": channel, "provider_message_id": message_id,
                                  "claim_token": self.token, "claimed_until": row.claimed_until,
                                  "sending_at": self.now})
         outcomes = self.take()
@@ -211,7 +212,7 @@ def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, chan
     # channel alone, so a copy is at worst the same tag again or the same message under the same Message-ID.
     only = row.channel
     if row.kind == "milestone" and channels.convertkit is not None and only != "smtp":
-        if not recorder.mark(row, "convertkit", message_id, {}):
+        if not recorder.mark(row, "convertkit", message_id):
             return False
         try:
             provider_id = channels.tag(row.payload["milestone"], row.recipient)
@@ -228,7 +229,7 @@ def deliver_one(row: EN, customer: Customer | None, suppressed: str | None, chan
         rendered = render_row(row, customer)
         columns = {"subject": rendered.subject[:200], "body_text": rendered.text, "body_html": rendered.html}
         outgoing = channels.prepare(row.recipient, rendered, message_id)
-        if not recorder.mark(row, "smtp", message_id, columns):
+        if not recorder.mark(row, "smtp", message_id):
             return False
         channels.send(outgoing)
     except SendFailed as error:
