@@ -5,8 +5,8 @@ the rows locked with FOR UPDATE SKIP LOCKED first on PostgreSQL) and commits; tw
 hold the same row, and the rows of a run that died are free again when its lease ends.
 
 An email goes out at most twice across a crash. Before each handoff to SMTP or ConvertKit one statement
-records the outcomes so far and then marks the email as being handed over (sending_at, the channel, its
-Message-ID), each committed before the handoff starts (see Recorder): when the process dies, every email
+records the outcome of the email before and marks this one as being handed over (sending_at, the channel,
+its Message-ID), committed before the handoff starts (see Recorder): when the process dies, every email
 but the one in hand has its outcome recorded, and that one is marked. The next run sends it again under the
 same Message-ID, which message.message_id derives from the row, so the receiver can drop the copy.
 ConvertKit keeps one tag per subscriber, so tagging again changes nothing there and starts no second
@@ -21,7 +21,7 @@ import uuid
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock, health
@@ -136,18 +136,42 @@ RECORDED = ("status", "channel", "provider_message_id", "sent_at", "attempts", "
             "subject", "body_text", "body_html")
 CLAIM = ("claim_token", "claimed_until", "sending_at")
 TABLE = EN.__table__
-# One statement both records outcomes and marks the next handoff (an executemany, in order): rows another run has
-# claimed since are left alone.
+# Outcomes, as an executemany; rows another run has claimed since are left alone.
 WRITE = (update(TABLE).where(TABLE.c.id == bindparam("row_id"), TABLE.c.claim_token == bindparam("token"))
          .values(**{name: bindparam(name) for name in (*RECORDED, *CLAIM)}))
+
+
+def handoff_statement():
+    """One UPDATE that records the outcome of row_id and marks mark_id as being handed over, both or neither: one
+    round trip and one set of parameters, where an executemany of the two rows cost PostgreSQL a pipeline and the
+    client twice the parameters. Each column takes the outcome's value on row_id and keeps its own on mark_id,
+    but for the mark's channel, Message-ID and time. With nothing to record, row_id is mark_id."""
+    marked = TABLE.c.id == bindparam("mark_id")
+    column = TABLE.c
+
+    def outcome_or(name: str, on_mark):
+        return case((marked, on_mark), else_=bindparam(name, type_=column[name].type))
+
+    values = {name: outcome_or(name, column[name]) for name in RECORDED}
+    values.update(channel=outcome_or("channel", bindparam("mark_channel", type_=column.channel.type)),
+                  provider_message_id=outcome_or("provider_message_id",
+                                                 bindparam("mark_message_id", type_=column.provider_message_id.type)),
+                  claim_token=case((marked, column.claim_token)), claimed_until=case((marked, column.claimed_until)),
+                  sending_at=case((marked, bindparam("sending_at", type_=column.sending_at.type))))
+    return (update(TABLE).where(column.id.in_([bindparam("row_id"), bindparam("mark_id")]),
+                                column.claim_token == bindparam("token")).values(**values))
+
+
+HANDOFF = handoff_statement()
 
 
 class Recorder:
     """The outcomes of a batch, written ahead of each next handoff together with that handoff's sending mark.
 
-    Before each handoff one executemany UPDATE writes the outcomes since the last one (one, or a few where no
-    handoff was needed) and then the mark, on the run's unsynced autocommit connection: one round trip, no wait
-    for the disk (sql.unsynced_autocommit), where a synced commit per email would cost more than the email. A
+    Before each handoff one UPDATE (HANDOFF) records the outcome of the email before and marks this one, on the
+    run's unsynced autocommit connection: one round trip, no wait for the disk (sql.unsynced_autocommit), where a
+    synced commit per email would cost more than the email (outcomes that needed no handoff, a suppressed email,
+    go in an executemany just before). A
     crash of the process therefore leaves at most one email whose fate is unknown, the marked one; a crash of the
     database server may lose the last moments of marks too, and those emails go out again, still under their
     Message-IDs. The welcome step of a welcome email that went out is committed on the session just before its
@@ -167,11 +191,13 @@ class Recorder:
         """Record the outcomes so far, then mark row as being handed to channel; False when a row is another
         run's now (the lease ended), and then nothing must be handed over. The rendered parts are written with
         the outcome only: they would travel to the database twice."""
-        mark = self.values(row, {"channel": channel, "provider_message_id": message_id,
-                                 "claim_token": self.token, "claimed_until": row.claimed_until,
-                                 "sending_at": self.now})
         outcomes = self.take()
-        return self.marks.execute(WRITE, [*outcomes, mark]).rowcount == len(outcomes) + 1
+        *earlier, last = outcomes or [self.values(row, {})]
+        if earlier and self.marks.execute(WRITE, earlier).rowcount != len(earlier):
+            return False
+        handoff = {**last, "mark_id": row.id, "mark_channel": channel, "mark_message_id": message_id,
+                   "sending_at": self.now}
+        return self.marks.execute(HANDOFF, handoff).rowcount == (2 if outcomes else 1)
 
     def finish(self) -> None:
         outcomes = self.take()
