@@ -58,7 +58,8 @@ def message_id(row_id: int, dedupe_key: str, queued_at: dt.datetime, domain: str
     (the run died, or the database lost its last sending marks) is sent again under the same id however it
     came about, so receivers can drop the copy. The row's id, dedupe key and queueing time to the microsecond
     name one email of one database; a database restored from a backup derives the same ids for the same
-    emails, which then are the same emails. Hex digits only: the provider's event ids are '<id>.<suffix>'.
+    emails, which then are the same emails. A re-send asked for on the email log keeps it too: every earlier
+    attempt failed, or one got through unrecorded. Hex digits only: the provider's event ids are '<id>.<suffix>'.
     """
     queued = (queued_at - EPOCH) // dt.timedelta(microseconds=1)
     digest = hashlib.sha256(f"{row_id}\n{dedupe_key}\n{queued}".encode()).hexdigest()[:32]
