@@ -321,10 +321,21 @@ class EmailNotification(db.Model):
     # A delivery run claims rows by writing its token and a lease; an expired lease frees the row.
     claim_token: Mapped[str | None] = mapped_column(String(36), index=True)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Written (and committed) before the email is handed to SMTP or ConvertKit, cleared with the outcome: set on a
+    # row whose lease has ended, it says the run died mid-handoff and the message may have gone out.
+    sending_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def shown_status(self, now: dt.datetime) -> str:
+        """The status as the email log shows it: a queued email with a sending mark is being handed over while its
+        run's lease lasts; once the lease has ended the run died mid-handoff, and the email stays "sending
+        (interrupted)" until the next run sends it again."""
+        if self.status != "queued" or self.sending_at is None:
+            return self.status
+        return "sending" if self.claimed_until is not None and self.claimed_until >= now else "sending (interrupted)"
 
 
 class Feedback(db.Model):

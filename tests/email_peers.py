@@ -42,10 +42,63 @@ class Collector:
         return "250 OK"
 
 
+class KillingCollector(Collector):
+    """Keeps every message, and SIGKILLs the delivering process once message number `at` is in, before answering
+    it: the server has the message, and the process dies waiting to hear it was accepted. Set `process` first."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.process = at, None
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == self.at:
+            self.process.kill()
+            self.process.wait()  # dead before any answer goes out
+        return answer
+
+
+class AnsweringCollector(Collector):
+    """Keeps every message it accepts, and answers chosen recipients otherwise, once per listed answer:
+    answers = {address: [(stage, answer), ...]}, stage "RCPT" or "DATA", answer an SMTP reply line or "drop",
+    which closes the connection without a reply (the message is then kept in `dropped`, unaccepted)."""
+
+    def __init__(self, answers: dict[str, list[tuple[str, str]]]):
+        super().__init__()
+        self.answers = {address: list(planned) for address, planned in answers.items()}
+        self.dropped: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    def take(self, address: str, stage: str) -> str | None:
+        planned = self.answers.get(address)
+        if planned and planned[0][0] == stage:
+            return planned.pop(0)[1]
+        return None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        answer = self.take(address, "RCPT")
+        if answer is not None:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = self.take(envelope.rcpt_tos[0], "DATA")
+        if answer is None:
+            return await super().handle_DATA(server, session, envelope)
+        if answer == "drop":
+            data = envelope.original_content or envelope.content
+            with self.lock:
+                self.dropped.append((list(envelope.rcpt_tos),
+                                     email.message_from_bytes(data, policy=email.policy.default)))
+            server.transport.abort()
+            return "421 4.4.2 never heard: the connection is gone"
+        return answer
+
+
 class SmtpServer:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, collector: Collector | None = None):
         self.port = port or free_port()
-        self.collector = Collector()
+        self.collector = collector or Collector()
         self.controller: Controller | None = None
 
     @property

@@ -77,3 +77,26 @@ def test_a_request_that_only_read_commits_and_one_that_wrote_without_committing_
     assert client.get("/test/pending").status_code == 200 and ends[2:] == ["rollback"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def sync_setting(connection) -> str:
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql("SHOW synchronous_commit").scalar()
+    return {0: "off", 1: "normal", 2: "full", 3: "extra"}[connection.exec_driver_sql("PRAGMA synchronous").scalar()]
+
+
+def test_an_unsynced_autocommit_connection_commits_at_once_and_goes_back_to_the_pool_synced(ctx):
+    from portal.sql import unsynced_autocommit
+
+    db.session.remove()
+    db.engine.dispose()  # an empty pool: the connection below is the one the next checkout gets
+    with unsynced_autocommit() as connection:
+        raw = connection.connection.dbapi_connection
+        assert sync_setting(connection) in ("off", "normal")
+        connection.execute(insert(User.__table__).values(email="quick@example.com", name="Quick", password_hash="x",
+                                                         role="viewer", active=True))
+        with db.engine.connect() as other:  # committed already, without a COMMIT
+            assert other.scalar(select(func.count()).select_from(User)) == 1
+    with db.engine.connect() as first, db.engine.connect() as second:  # the two pooled connections
+        [again] = [each for each in (first, second) if each.connection.dbapi_connection is raw]
+        assert sync_setting(again) in ("on", "full")

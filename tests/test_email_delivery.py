@@ -262,3 +262,157 @@ def test_limit_and_progress(ctx, smtp_server):
     assert delivery.deliver_due(limit=2, progress=lambda done, total: seen.append((done, total)))["sent"] == 2
     assert seen == [(1, 2), (2, 2)] and len(smtp_server.messages) == 2
     assert delivery.deliver_due()["sent"] == 1
+
+
+@pytest.fixture
+def answering(request):
+    """An SMTP server that answers ada@example.com as request.param lists: [(stage, answer), ...]."""
+    from tests.email_peers import AnsweringCollector, SmtpServer
+
+    server = SmtpServer(collector=AnsweringCollector({"ada@example.com": request.param})).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def answered(database_url, answering):
+    app = app_with(database_url, **mail_config(answering.port))
+    with app.app_context():
+        yield answering
+    dispose(app)
+
+
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize("answering, error", [
+    ([("RCPT", "550 5.1.1 No such user here")], "SMTP: recipient refused: 550 5.1.1 No such user here"),
+    ([("DATA", "554 5.7.1 Message refused as spam")], "SMTP: 554 5.7.1 Message refused as spam"),
+], indirect=["answering"], ids=["550-to-the-recipient", "554-to-the-message"])
+def test_a_permanent_refusal_fails_the_email_at_once(answered, error):
+    add()
+    add("bob@example.com", "bob-co", "Bob Co")
+    assert delivery.deliver_due(NOW) == {"sent": 1, "retried": 0, "failed": 1, "suppressed": 0}
+    ada, bob = emails()
+    assert (ada.status, ada.attempts, ada.next_attempt_at, ada.last_error) == ("failed", 1, None, error)
+    assert bob.status == "sent"  # the same connection carried on
+    assert [recipients for recipients, _ in answered.messages] == [["bob@example.com"]]
+    assert delivery.deliver_due(NOW + dt.timedelta(days=1)) == dict.fromkeys(delivery.OUTCOMES, 0)
+    assert db.session.get(Customer, ada.customer_id).onboarding.welcome_email_sent is False
+
+
+@pytest.mark.parametrize("answering, error", [
+    ([("RCPT", "451 4.7.1 Greylisted, try again in a minute")],
+     "SMTP: recipient refused: 451 4.7.1 Greylisted, try again in a minute"),
+    ([("DATA", "452 4.3.1 Insufficient system storage")], "SMTP: 452 4.3.1 Insufficient system storage"),
+], indirect=["answering"], ids=["451-to-the-recipient", "452-to-the-message"])
+def test_a_temporary_refusal_is_retried_after_a_minute(answered, error):
+    add()
+    add("bob@example.com", "bob-co", "Bob Co")
+    assert delivery.deliver_due(NOW) == {"sent": 1, "retried": 1, "failed": 0, "suppressed": 0}
+    ada, _ = emails()
+    assert (ada.status, ada.attempts, ada.next_attempt_at, ada.last_error) == (
+        "queued", 1, NOW + dt.timedelta(minutes=1), error)
+    assert delivery.deliver_due(NOW + dt.timedelta(seconds=59))["sent"] == 0
+    assert delivery.deliver_due(NOW + dt.timedelta(minutes=1))["sent"] == 1
+    db.session.expire_all()
+    assert (db.session.get(EN, ada.id).status, db.session.get(EN, ada.id).attempts) == ("sent", 2)
+    assert sorted(recipients[0] for recipients, _ in answered.messages) == ["ada@example.com", "bob@example.com"]
+
+
+@pytest.mark.parametrize("answering", [[("DATA", "drop")]], indirect=True, ids=["dropped-after-the-message"])
+def test_a_connection_dropped_mid_send_is_retried_under_the_same_message_id(answered):
+    add()
+    add("bob@example.com", "bob-co", "Bob Co")
+    add("cy@example.com", "cy-co", "Cy Co")
+    # Ada's welcome goes first and loses the connection; the next email opens another.
+    assert delivery.deliver_due(NOW) == {"sent": 2, "retried": 1, "failed": 0, "suppressed": 0}
+    ada = emails()[0]
+    assert (ada.status, ada.attempts) == ("queued", 1) and "SMTPServerDisconnected" in ada.last_error
+    assert delivery.deliver_due(NOW + dt.timedelta(minutes=1))["sent"] == 1
+    [(_, dropped)] = answered.collector.dropped
+    [accepted] = [message for recipients, message in answered.messages if recipients == ["ada@example.com"]]
+    # Whether or not the server kept the first copy, a receiver can tell the second is the same email.
+    assert accepted["Message-ID"] == dropped["Message-ID"]
+    db.session.expire_all()
+    assert f"<{db.session.get(EN, ada.id).provider_message_id}>" == accepted["Message-ID"]
+
+
+def interrupted(channel: str) -> EN:
+    """The welcome email as a run killed while handing it to channel leaves it: marked, its lease over."""
+    [welcome] = emails()
+    started = NOW - dt.timedelta(hours=1)
+    welcome.sending_at, welcome.channel, welcome.claim_token, welcome.claimed_until = (
+        started, channel, "dead run", started + delivery.LEASE)
+    db.session.commit()
+    return welcome
+
+
+def test_a_milestone_interrupted_while_tagging_is_tagged_again_and_never_sent_over_smtp_as_well(
+        database_url, smtp_server, convertkit):
+    app = app_with(database_url, **mail_config(smtp_server.port, CONVERTKIT_API_SECRET=SECRET,
+                                               CONVERTKIT_BASE_URL=convertkit.url, CONVERTKIT_TIMEOUT_SECONDS=0.3))
+    try:
+        with app.app_context():
+            customer = add()
+            welcome = interrupted("convertkit")
+            convertkit.mode = "fail"
+            # The subscriber may have the tag already: an SMTP copy would be a second, different email.
+            assert delivery.deliver_due(NOW)["retried"] == 1
+            db.session.expire_all()
+            email = db.session.get(EN, welcome.id)
+            assert (email.status, email.channel, email.sending_at) == ("queued", "convertkit", None)
+            assert "not sent over SMTP, as the subscriber may have the tag already" in email.last_error
+            assert delivery.deliver_due(NOW + dt.timedelta(minutes=1))["retried"] == 1  # still not over SMTP
+            convertkit.mode = "ok"
+            assert delivery.deliver_due(NOW + dt.timedelta(minutes=3))["sent"] == 1
+            assert smtp_server.messages == [] and convertkit.tagged() == [("milestone_welcome", "ada@example.com")]
+            db.session.expire_all()
+            assert db.session.get(EN, welcome.id).channel == "convertkit"
+            assert db.session.get(Customer, customer.id).onboarding.welcome_email_sent is True
+    finally:
+        dispose(app)
+
+
+def test_a_milestone_interrupted_while_going_over_smtp_goes_over_smtp_again_under_its_message_id(
+        database_url, smtp_server, convertkit):
+    from portal.emails import message
+
+    app = app_with(database_url, **mail_config(smtp_server.port, CONVERTKIT_API_SECRET=SECRET,
+                                               CONVERTKIT_BASE_URL=convertkit.url))
+    try:
+        with app.app_context():
+            add()
+            welcome = interrupted("smtp")
+            assert delivery.deliver_due(NOW)["sent"] == 1
+            assert convertkit.calls == []  # a tag now would be a second email
+            [(_, sent)] = smtp_server.messages
+            derived = message.message_id(welcome.id, welcome.dedupe_key, welcome.queued_at, "portal.test")
+            assert sent["Message-ID"] == f"<{derived}>"
+            db.session.expire_all()
+            email = db.session.get(EN, welcome.id)
+            assert (email.status, email.channel) == ("sent", "smtp")
+            assert email.last_error == "an earlier run stopped while handing this email over; sent again"
+    finally:
+        dispose(app)
+
+
+def test_messages_are_the_bytes_the_classic_policy_writes(ctx):
+    import re
+    from email.policy import compat32
+
+    from portal.emails import message, render
+
+    customer = add(organization="Ünïcode Labs – a name long enough to need folding in a subject line, surely")
+    add("bob@example.com", "bob-co", "Bob Co")
+    service.set_step(customer, "account_created", True, "test")
+    db.session.commit()
+    classic = compat32.clone(linesep="\r\n")
+    unstable = re.compile(rb"=_[0-9a-f]{32}|Date: [^\r]*")  # each build's own boundary, and the clock
+    rows = emails()
+    assert len(rows) == 3
+    for row in rows:
+        rendered = render.render(row, db.session.get(Customer, row.customer_id))
+        args = ("Customer success <cs@example.com>", row.recipient, f"{rendered.subject} – {customer.organization}",
+                rendered.text, rendered.html, "0123abcd@portal.test", rendered.headers)
+        assert unstable.sub(b"", message.build(*args)) == unstable.sub(b"", message.build(*args, policy=classic))

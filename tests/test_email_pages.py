@@ -193,3 +193,24 @@ def test_the_customer_may_confirm_another_score_than_the_link_chose(ctx, client,
     assert "We recorded your score: 8 out of 10" in answered.get_data(as_text=True)
     feedback = db.session.scalars(select(Feedback)).one()
     assert (feedback.nps, feedback.source) == (8, "survey")
+
+
+def test_an_email_being_handed_over_shows_as_sending_and_as_interrupted_once_its_lease_ended(ctx, client, auth):
+    now = dt.datetime.now(dt.timezone.utc)
+    ada = add("ada")
+    [welcome] = db.session.scalars(select(EN)).all()
+    welcome.sending_at, welcome.claim_token, welcome.claimed_until = now, "run", now + dt.timedelta(minutes=4)
+    welcome.channel, welcome.provider_message_id = "smtp", "0123abcd@portal.test"
+    dead = EN(customer_id=ada.id, kind="reengagement", dedupe_key="dead", recipient=ada.email, payload={"days": 9},
+              sending_at=now - dt.timedelta(hours=1), claim_token="dead run", channel="smtp",
+              claimed_until=now - dt.timedelta(minutes=55), provider_message_id="4567cdef@portal.test")
+    db.session.add(dead)
+    db.session.commit()
+    auth.login("viewer")
+    live = client.get(f"/emails/{welcome.id}").get_data(as_text=True)
+    assert ">sending</span>" in live and "&lt;0123abcd@portal.test&gt;" in live
+    stopped = client.get(f"/emails/{dead.id}").get_data(as_text=True)
+    assert ">sending (interrupted)</span>" in stopped and "&lt;4567cdef@portal.test&gt;" in stopped
+    assert "the next run sends it again under the same Message-ID" in stopped
+    log = client.get("/emails").get_data(as_text=True)
+    assert log.count(">sending</span>") == 1 and log.count(">sending (interrupted)</span>") == 1

@@ -4,7 +4,7 @@ An erased customer keeps its row (engagement, health history and NPS scores stay
 longer has a GitHub login: NULL rather than a placeholder, which a real GitHub account could one day be called.
 
 Revision ID: 0012_customer_erasure
-Revises: 0009_health_scores_score_index
+Revises: 0011_email_sending_mark
 Create Date: 2026-12-06 21:00:00
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_customer_erasure'
-down_revision = '0010_users_session_token'
+down_revision = '0011_email_sending_mark'
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import smtplib
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,7 +26,11 @@ class Outgoing:
 
 
 class SendFailed(Exception):
-    """This attempt failed; the message says why (and never carries a secret)."""
+    """This attempt failed; the message says why (and never carries a secret). permanent: trying again cannot help."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Channels:
@@ -85,10 +88,8 @@ class Channels:
                 raise SendFailed(f"SMTP: {self.smtp_down}") from None
         return self.connection
 
-    def prepare(self, recipient: str, rendered: Rendered) -> Outgoing:
+    def prepare(self, recipient: str, rendered: Rendered, message_id: str) -> Outgoing:
         self.check_smtp()  # no need to build what cannot be sent
-        # No dots before the @: the provider's event ids are '<id>.<suffix>' and are matched by what precedes the dot.
-        message_id = f"{uuid.uuid4().hex}@{self.domain()}"
         try:
             data = message.build(self.sender, recipient, rendered.subject, rendered.text, rendered.html, message_id,
                                  rendered.headers)
@@ -106,7 +107,7 @@ class Channels:
         except (*SMTP_ERRORS, UnicodeError) as error:  # UnicodeError: an address the server cannot take
             if isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(error, smtplib.SMTPException):
                 self.drop_connection()
-            raise SendFailed(f"SMTP: {describe(error)}") from None
+            raise SendFailed(f"SMTP: {describe(error)}", permanent=refused_for_good(error)) from None
 
     def drop_connection(self) -> None:
         """A broken connection is closed and the next email opens a new one."""
@@ -117,6 +118,14 @@ class Channels:
             except SMTP_ERRORS:
                 pass
         self.connection = None
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """A 5xx answer to the recipient or to the message itself: this email will never be taken, and retrying only
+    delays saying so. A 5xx to our sender says the relay's settings are wrong for every email: that is retried."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500
 
 
 def describe(error: BaseException) -> str:

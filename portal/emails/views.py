@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
+from .. import clock
 from ..auth import actor, editor_required, login_required
 from ..customers.table import get_customer_or_404
 from ..extensions import db
@@ -22,13 +23,13 @@ bp.context_processor(public_ids)  # customer_public_id() in the templates, as on
 @login_required
 def index():
     return filtered_list(queries, "emails/_rows.html", "emails/index.html",
-                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts())
+                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(), now=clock.now())
 
 
 @bp.get("/emails/<int:email_id>")
 @login_required
 def detail(email_id: int):
-    return render_template("emails/detail.html", email=db.get_or_404(EmailNotification, email_id))
+    return render_template("emails/detail.html", email=db.get_or_404(EmailNotification, email_id), now=clock.now())
 
 
 # The stored HTML part, framed by the message page: its own policy lets the email's inline styles
