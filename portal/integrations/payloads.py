@@ -64,7 +64,7 @@ def parse_json(raw: bytes) -> dict:
     if not isinstance(payload, dict):
         raise ValidationError("the body must be a JSON object", "body")
     # The raw text says whether to look (a body in UTF-16 or UTF-32 has NUL bytes in its encoding): most have none.
-    if NUL_ESCAPE.search(raw) or b"\x00" in raw:
+    if (b"\\u0000" in raw and NUL_ESCAPE.search(raw)) or b"\x00" in raw:
         try:
             where = nul_path(payload)
         except RecursionError:  # nested as deep as loads() allows: not a body any page would show
