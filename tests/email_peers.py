@@ -117,7 +117,8 @@ class SmtpServer:
 
 
 class ConvertKitStandIn:
-    """The v3 tag API: GET /tags, POST /tags, POST /tags/<id>/subscribe. mode: ok, fail (500) or slow."""
+    """The v3 tag API: GET /tags, POST /tags, POST /tags/<id>/subscribe. mode: ok, fail (500), slow (1.5 s, then
+    500) or sluggish (0.4 s, then a good answer)."""
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict]] = []
@@ -150,10 +151,11 @@ class ConvertKitStandIn:
         body = json.loads(request.rfile.read(length) or b"{}") if method == "POST" else {
             key: values[0] for key, values in parse_qs(parts.query).items()}
         self.calls.append((method, parts.path, body))
-        if self.mode == "slow":
-            time.sleep(1.5)
-        if self.mode != "ok" or body.get("api_secret") != SECRET:
-            return self.answer(request, 500 if self.mode != "ok" else 401, {"error": "no"})
+        if self.mode in ("slow", "sluggish"):
+            time.sleep(1.5 if self.mode == "slow" else 0.4)
+        working = self.mode in ("ok", "sluggish")
+        if not working or body.get("api_secret") != SECRET:
+            return self.answer(request, 500 if not working else 401, {"error": "no"})
         path = parts.path.removeprefix("/v3")
         if method == "GET" and path == "/tags":
             return self.answer(request, 200, {"tags": [{"id": key, "name": name} for name, key in self.tags.items()]})

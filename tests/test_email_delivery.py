@@ -178,6 +178,21 @@ def test_convertkit_failure_falls_back_to_smtp(database_url, smtp_server, conver
     assert SECRET not in caplog.text
 
 
+def test_a_slow_convertkit_within_its_timeout_still_tags(database_url, smtp_server, convertkit):
+    convertkit.mode = "sluggish"
+    app = app_with(database_url, **mail_config(smtp_server.port, CONVERTKIT_API_SECRET=SECRET,
+                                               CONVERTKIT_BASE_URL=convertkit.url, CONVERTKIT_TIMEOUT_SECONDS=5))
+    try:
+        with app.app_context():
+            add()
+            assert delivery.deliver_due()["sent"] == 1
+            assert convertkit.tagged() == [("milestone_welcome", "ada@example.com")] and smtp_server.messages == []
+            [email] = emails()
+            assert (email.channel, email.status, email.last_error) == ("convertkit", "sent", "")
+    finally:
+        dispose(app)
+
+
 def test_smtp_down_backs_off_then_fails_after_eight_attempts(database_url):
     from tests.email_peers import free_port
 
