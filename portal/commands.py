@@ -85,8 +85,20 @@ def setup(with_demo: bool, admin_email: str) -> None:
         click.echo(f"admin user: {admin_email}  password: {password}")
 
 
+def customers_group() -> AppGroup:
+    """`flask --app wsgi customers erase ID`: the same command as `customer-tracking erase ID`, for operators who
+    work with the flask commands."""
+    from .cli import erase
+
+    group = AppGroup("customers", help="Customers' personal data.")
+    group.add_command(click.Command("erase", callback=with_appcontext(erase.callback), params=erase.params,
+                                    help=erase.help))
+    return group
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users)
+    app.cli.add_command(customers_group())
     app.cli.add_command(demo_data)
     app.cli.add_command(setup)
     app.cli.add_command(churn_cli.churn_demo)

@@ -232,3 +232,19 @@ def test_an_import_never_brings_erased_data_back_and_an_export_after_erasure_imp
     result = imports.import_path(after, actor="import")
     assert not result.created and not result.updated
     db.session.rollback()
+
+
+def test_flask_customers_erase_is_the_same_command(app, runner):
+    with app.app_context():
+        customer = service.add_customer({"email": "gone@example.com", "organization": "Gone Co",
+                                         "github_username": "gone-co"}, "test")
+        db.session.commit()
+        public_id = customer.public_id
+    refused = runner.invoke(args=["customers", "erase", public_id])  # no terminal to ask on
+    assert refused.exit_code == 1 and "add --yes" in refused.output
+    unknown = runner.invoke(args=["customers", "erase", "c9999", "--yes"])
+    assert unknown.exit_code == 1
+    result = runner.invoke(args=["customers", "erase", public_id, "--yes"])
+    assert result.exit_code == 0 and f"{public_id} erased" in result.output
+    with app.app_context():
+        assert db.session.get(Customer, Customer.key_of(public_id)).email != "gone@example.com"
