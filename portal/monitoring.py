@@ -15,14 +15,14 @@ start, so a scrape, answered by any one worker, adds up every worker's figures.
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
-                               generate_latest, multiprocess)
-from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
 from . import clock, outage
@@ -31,14 +31,32 @@ from .models import EmailNotification as EN
 
 bp = Blueprint("monitoring", __name__)
 
-REQUEST_SECONDS = Histogram("portal_request_duration_seconds", "Time to answer a request, by route.",
-                            ["endpoint", "method"],
-                            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-REQUESTS = Counter("portal_requests", "Requests answered, by route and status.", ["endpoint", "method", "status"])
-DELIVERIES = Counter("portal_webhook_deliveries", "What webhook and metrics-API senders were answered.",
-                     ["source", "status"])
-JOB_SECONDS = Histogram("portal_job_duration_seconds", "Time a job run took, by outcome.", ["job", "outcome"],
-                        buckets=(.1, .5, 1, 5, 15, 60, 300, 900, 3600))
+
+
+@dataclass(frozen=True)
+class Figures:
+    request_seconds: Any
+    requests: Any
+    deliveries: Any
+    job_seconds: Any
+
+
+@functools.cache
+def figures() -> Figures:
+    """The process's metrics, made the first time an app measures: prometheus_client keeps one registry a process,
+    and is imported only then (12 MB that a portal without METRICS_TOKEN, or a command, does not carry)."""
+    from prometheus_client import Counter, Histogram
+
+    return Figures(
+        Histogram("portal_request_duration_seconds", "Time to answer a request, by route.", ["endpoint", "method"],
+                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)),
+        Counter("portal_requests", "Requests answered, by route and status.", ["endpoint", "method", "status"]),
+        Counter("portal_webhook_deliveries", "What webhook and metrics-API senders were answered.",
+                ["source", "status"]),
+        Histogram("portal_job_duration_seconds", "Time a job run took, by outcome.", ["job", "outcome"],
+                  buckets=(.1, .5, 1, 5, 15, 60, 300, 900, 3600)))
+
+
 SOURCES = {"integrations.github_webhook": "github", "integrations.landing_webhook": "landing",
            "integrations.email_events_webhook": "email_provider", "integrations.metrics_track": "metrics_api"}
 
@@ -51,6 +69,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     if not enabled(app):
         return  # no hooks at all: nothing is measured, nothing costs
+    measured = figures()
 
     @app.before_request
     def started() -> None:
@@ -61,22 +80,24 @@ def init_app(app: Flask) -> None:
         began = g.pop("monitoring_started", None)
         endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
         if began is not None and endpoint != "monitoring.metrics":
-            REQUEST_SECONDS.labels(endpoint, request.method).observe(time.perf_counter() - began)
-            REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            measured.request_seconds.labels(endpoint, request.method).observe(time.perf_counter() - began)
+            measured.requests.labels(endpoint, request.method, str(response.status_code)).inc()
             if endpoint in SOURCES:
-                DELIVERIES.labels(SOURCES[endpoint], str(response.status_code)).inc()
+                measured.deliveries.labels(SOURCES[endpoint], str(response.status_code)).inc()
         return response
 
 
 def job_finished(job: str, outcome: str, seconds: float) -> None:
     if enabled():
-        JOB_SECONDS.labels(job, outcome).observe(seconds)
+        figures().job_seconds.labels(job, outcome).observe(seconds)
 
 
 class DatabaseFigures:
     """Read at each scrape: the same in every process."""
 
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         up = GaugeMetricFamily("portal_database_up", "1 while this process reaches the database.")
         outbox = GaugeMetricFamily("portal_outbox_emails", "Emails in the outbox by state.", labels=["state"])
         try:
@@ -108,6 +129,8 @@ def token_matches() -> bool:
 def metrics():
     if not enabled():
         abort(404)
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
     if not token_matches():
         return Response("A bearer token is required.\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"'},
                         mimetype="text/plain")

@@ -154,9 +154,11 @@ def test_churn_demo_fills_an_empty_database_only(app, runner):
 
 def test_the_app_and_the_command_line_start_without_numpy_scikit_learn_or_cryptography(tmp_path):
     """They weigh over 100 MB and most of a second on every process: only training and scoring load the first
-    two, checking a signed email event the third (the export must stay under 100 MB)."""
+    two, checking a signed email event the third, METRICS_TOKEN prometheus_client (the export must stay under
+    100 MB)."""
     script = ("import sys; from portal import create_app; import portal.cli; "
               f"create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path}/x.db', 'SCHEDULER_ENABLED': False}}); "
-              "print(sorted(name for name in ('numpy', 'sklearn', 'scipy', 'cryptography') if name in sys.modules))")
+              "print(sorted(name for name in ('numpy', 'sklearn', 'scipy', 'cryptography', 'prometheus_client') "
+              "if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stderr
