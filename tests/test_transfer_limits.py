@@ -20,30 +20,10 @@ from portal.transfer import imports
 from portal.transfer.csvformat import ImportRejected
 from portal.transfer.limits import LINE_LIMIT, FileRefused, Limits, text_of
 
-from .test_transfer import COLUMNS, C, E, csv_text, seed, snapshot
-from .test_transfer_views import HX, text_of as page_text, upload
+from .test_transfer import COLUMNS, C, E, csv_text
+from .test_transfer_views import HX, customer_data, seeded, text_of as page_text, unchanged, upload  # noqa: F401
 
 BAD_LINE = "x,c1001,2024-13-01,1,1,1,1,1\n"  # an invalid id and an invalid date
-
-
-@pytest.fixture
-def seeded(app):
-    with app.app_context():
-        seed()
-    return app
-
-
-@pytest.fixture
-def unchanged(seeded):
-    with seeded.app_context():
-        before = customer_data()
-    yield
-    with seeded.app_context():
-        assert customer_data() == before
-
-
-def customer_data() -> dict:
-    return {table: rows for table, rows in snapshot().items() if table not in ("users", "login_attempts")}
 
 
 def bomb(size: int, name: str = E) -> bytes:

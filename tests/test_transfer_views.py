@@ -13,19 +13,12 @@ from portal.extensions import db
 from portal.models import AuditLog, Customer
 
 from .conftest import clean, csrf_token
-from .test_transfer import C, E, O, SPEC_HEADERS, csv_text, seed, snapshot, unzip
+from .test_transfer import C, E, O, SPEC_HEADERS, csv_text, seeded, snapshot, unzip  # noqa: F401
 
 HX = {"HX-Request": "true"}
 ROUTES = ["/import", "/export", "/export/customer-tracking.zip", *(f"/export/{name}" for name in SPEC_HEADERS)]
 TWO_BAD_ROWS = csv_text(C, {"email": "not-an-email"}, {"id": "c1011", "email": "ok@delta.example",
                                                         "github_username": "ok-dev", "team_size": "0"})
-
-
-@pytest.fixture
-def seeded(app):
-    with app.app_context():
-        seed()
-    return app
 
 
 def customer_data() -> dict:

@@ -77,6 +77,17 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
+def signed_in_once(app, auth, role: str) -> None:
+    """A customer and a signed-in client, made by the first example: the examples share the test's app and client."""
+    if getattr(auth, "signed_in", False):
+        return
+    with app.app_context():
+        customers.add_customer({"email": "bob@example.com", "organization": "Bob", "github_username": "bob"}, "test")
+        db.session.commit()
+    auth.login(role)
+    auth.signed_in = True
+
+
 def post_routes(app) -> list:
     return sorted((rule for rule in app.url_map.iter_rules()
                    if "POST" in rule.methods and rule.endpoint not in SKIPPED), key=lambda rule: rule.rule)

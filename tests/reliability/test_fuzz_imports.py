@@ -10,12 +10,10 @@ import zipfile
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from portal.customers import service as customers
-from portal.extensions import db
 from portal.transfer.csvformat import HEADERS
 
 from ..conftest import csrf_token
-from .test_fuzz_forms import HOSTILE, fingerprint
+from .test_fuzz_forms import HOSTILE, fingerprint, signed_in_once
 
 GOOD = {
     "customers.csv": ["c1001", "ada@example.com", "Ada", "ada", "2026-11-01", "Beta", "SaaS", "5", "active"],
@@ -62,12 +60,7 @@ def upload(draw) -> tuple[str, bytes]:
                                                                   HealthCheck.too_slow])
 @given(file=upload())
 def test_no_upload_answers_500_and_a_refused_one_changes_nothing(app, auth, file):
-    if not getattr(auth, "signed_in", False):  # once: the examples share the test's app and client
-        with app.app_context():
-            customers.add_customer({"email": "bob@example.com", "organization": "Bob", "github_username": "bob"}, "t")
-            db.session.commit()
-        auth.login("member")
-        auth.signed_in = True
+    signed_in_once(app, auth, "member")
     name, body = file
     token = csrf_token(auth.client, "/import")
     with app.app_context():

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from portal.customers import service as customers
-from portal.extensions import db
 
 from .test_access import ARGUMENTS, NAMES
-from .test_fuzz_forms import HOSTILE
+from .test_fuzz_forms import HOSTILE, signed_in_once
 
 # Every name a page reads from its query string (filters, sorting, paging, dates, downloads' options).
 QUERY_NAMES = ["q", "cohort", "stage", "band", "owner", "status", "sort", "dir", "page", "start", "end", "industry",
@@ -32,12 +30,7 @@ def get_routes(app) -> list[tuple[str, str]]:
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
 def test_no_query_string_answers_500(app, auth, data):
-    if not getattr(auth, "signed_in", False):  # once: the examples share the test's app and client
-        with app.app_context():
-            customers.add_customer({"email": "ada@example.com", "organization": "Ada", "github_username": "ada"}, "t")
-            db.session.commit()
-        auth.login("admin")
-        auth.signed_in = True
+    signed_in_once(app, auth, "admin")
     endpoint, path = data.draw(st.sampled_from(get_routes(app)), label="route")
     query = data.draw(st.dictionaries(st.sampled_from(QUERY_NAMES), HOSTILE | DATES, max_size=5), label="query")
     headers = data.draw(st.sampled_from([{}, {"HX-Request": "true"}, {"HX-Request": "true", "HX-Boosted": "true"}]),
