@@ -304,6 +304,15 @@ def test_the_payload_is_stored_as_received(client, people):
     assert events()[0].payload["issue"]["title"] == "caf\u00e9 \u00e9"
 
 
+@pytest.mark.parametrize("moment", ["1999-12-31T23:59:59Z", "2283-01-01T00:00:00Z", 946684799, 2**40])
+def test_a_payload_time_outside_2000_to_tomorrow_answers_400_naming_it(client, people, moment):
+    payload = fixture("issues.labeled.json")
+    payload["issue"]["updated_at"] = moment
+    response = post_github(client, payload, "issues")
+    assert response.status_code == 400 and response.get_json()["field"] == "issue.updated_at"
+    assert events() == []
+
+
 def test_a_payload_without_the_time_it_needs_names_the_field(client, people):
     payload = fixture("issues.labeled.json")
     del payload["issue"]["updated_at"]

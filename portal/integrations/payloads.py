@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from ..validation import ValidationError
+from ..validation import DAYS_AHEAD, EARLIEST_DATE, ValidationError
 
 MAX_ID_LENGTH = 120  # events.delivery_id
 
@@ -127,11 +127,13 @@ def identifier(value: Any, field: str) -> str:
 
 
 def timestamp(value: Any, field: str) -> dt.datetime:
-    """An aware UTC time from ISO 8601 text (naive means UTC) or from epoch seconds."""
+    """An aware UTC time from ISO 8601 text (naive means UTC) or from epoch seconds, within the days things can
+    have happened on: from EARLIEST_DATE to a day ahead of now. Counts go to the payload's own day, and a customer
+    signs up on it: a sender's 1900-01-01 or year 2283 would write history no report expects."""
     try:
         if isinstance(value, int) and not isinstance(value, bool):
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
-        if isinstance(value, str):
+            moment = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        elif isinstance(value, str):
             moment = dt.datetime.fromisoformat(value.strip())
             moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
             moment = moment.astimezone(dt.timezone.utc)
@@ -139,7 +141,10 @@ def timestamp(value: Any, field: str) -> dt.datetime:
             moment = None
     except (ValueError, OverflowError, OSError):
         moment = None
-    # Far-off years would overflow when shifted to the portal's time zone.
-    if moment is not None and 1970 <= moment.year <= 9998:
-        return moment
-    raise ValidationError(f"{field} must be an ISO 8601 time, not {str(value)[:60]!r}", field)
+    if moment is None:
+        raise ValidationError(f"{field} must be an ISO 8601 time, not {str(value)[:60]!r}", field)
+    latest = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=DAYS_AHEAD)
+    if not EARLIEST_DATE <= moment.date() or moment > latest:
+        raise ValidationError(f"{field} must be from {EARLIEST_DATE} to {latest:%Y-%m-%d}, not {moment:%Y-%m-%d}",
+                              field)
+    return moment

@@ -10,10 +10,9 @@ from urllib.parse import parse_qs
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import clock
 from ..extensions import csrf
 from ..models import Customer
-from ..validation import ValidationError, recorded_date
+from ..validation import ValidationError
 from . import email_events, landing, service, signatures, track
 from .payloads import identifier, parse_json
 
@@ -121,10 +120,7 @@ def landing_webhook():
     raw = signed_body("LANDING_WEBHOOK_SECRET", "X-Signature-256")
     payload = parse_json(raw)
     delivery_id = header("X-Event-Id")
-    event = landing.parse(payload)
-    # A signup's day becomes the customer's signup date: a far-off one is a sender's bug, refused before storing.
-    recorded_date(clock.local_date(event.occurred_at), "occurred_at", clock.today())
-    return reply(service.receive_landing(delivery_id, event, payload, raw))
+    return reply(service.receive_landing(delivery_id, landing.parse(payload), payload, raw))
 
 
 def ecdsa_signed_body() -> bytes:
