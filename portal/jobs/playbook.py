@@ -20,17 +20,19 @@ DUE_IN = dt.timedelta(days=2)
 def newly_at_risk(today: dt.date) -> Select:
     """(customer, today's snapshot, previous snapshot) for each active customer at risk today whose previous
     snapshot was in another band and who has no pending playbook task. A customer with no earlier snapshot has
-    not moved, so is left out. One query."""
-    previous_day = (select(HealthScore.customer_id, func.max(HealthScore.date).label("date"))
-                    .where(HealthScore.date < today).group_by(HealthScore.customer_id).subquery())
-    current, previous = aliased(HealthScore), aliased(HealthScore)
+    not moved, so is left out. One query, whose cost follows today's at-risk customers rather than the history:
+    each one's previous snapshot is the latest before today, found backwards through the (customer_id, date)
+    unique index instead of grouping every earlier snapshot of every customer."""
+    current, previous, earlier = aliased(HealthScore), aliased(HealthScore), aliased(HealthScore)
+    previous_date = (select(func.max(earlier.date)).where(earlier.customer_id == current.customer_id,
+                                                          earlier.date < today)
+                     .correlate(current).scalar_subquery())
     pending = exists().where(Intervention.customer_id == Customer.id, Intervention.rule == RULE,
                              Intervention.status.in_(PENDING))
     return (
         select(Customer, current, previous)
         .join(current, and_(current.customer_id == Customer.id, current.date == today))
-        .join(previous_day, previous_day.c.customer_id == Customer.id)
-        .join(previous, and_(previous.customer_id == Customer.id, previous.date == previous_day.c.date))
+        .join(previous, and_(previous.customer_id == current.customer_id, previous.date == previous_date))
         .where(Customer.status == "active", current.status == "at_risk", previous.status != "at_risk", ~pending)
         .order_by(Customer.id)
     )
