@@ -52,7 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     database.init_app(app)
     outage.init_app(app)
     monitoring.init_app(app)  # first, so that its timing covers the other hooks
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=str(database.MIGRATIONS), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)

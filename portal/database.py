@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -17,6 +20,15 @@ from .extensions import db
 
 IDLE_BEFORE_PING = 10.0  # seconds
 WROTE = "portal_wrote"  # in a connection's info: the current transaction ran something other than a query
+
+
+# Flask-Migrate's folder: the migrations this code ships.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def migrations() -> ScriptDirectory:
+    """The migrations this code ships: the schema it expects its database to have (no app needed)."""
+    return ScriptDirectory(str(MIGRATIONS))
 
 
 def init_app(app: Flask) -> None:

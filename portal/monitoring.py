@@ -32,7 +32,6 @@ from .models import EmailNotification as EN
 bp = Blueprint("monitoring", __name__)
 
 
-
 @dataclass(frozen=True)
 class Figures:
     request_seconds: Any

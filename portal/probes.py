@@ -6,11 +6,11 @@
 """
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import inspect, text
 
 from . import outage
+from .database import migrations
 from .extensions import db
 from .jobs.scheduler import scheduler
 
@@ -26,15 +26,13 @@ def code_revisions() -> set[str]:
     """The heads of the migrations shipped with this code, read once per process."""
     heads = current_app.extensions.get("portal.migration_heads")
     if heads is None:
-        directory = current_app.extensions["migrate"].directory
-        heads = current_app.extensions["portal.migration_heads"] = set(ScriptDirectory(directory).get_heads())
+        heads = current_app.extensions["portal.migration_heads"] = set(migrations().get_heads())
     return heads
 
 
 def database_check() -> tuple[str, str]:
     """The first check that fails, and why; ("", "") when the database answers with the code's schema."""
-    try:
-        db.session.execute(text("SELECT 1"))
+    try:  # asking whether the table exists is the database's first test
         if not inspect(db.session.connection()).has_table("alembic_version"):
             return "migrations", "not applied: run flask --app wsgi db upgrade"
         applied = set(db.session.scalars(text("SELECT version_num FROM alembic_version")))

@@ -19,9 +19,9 @@ def percent(text: str, field: str) -> int:
     return validation.integer(text, field, minimum=1, maximum=100)
 
 
-def days(field: str) -> Callable[[str], int]:
+def days(field: str, minimum: int = 1) -> Callable[[str], int]:
     """A number of days: up to ten years, so that dates worked out from it stay dates."""
-    return lambda text: validation.integer(text, field, minimum=1, maximum=3650)
+    return lambda text: validation.integer(text, field, minimum=minimum, maximum=3650)
 
 
 # key: (default, parser from text)
@@ -34,8 +34,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "risk_blocker_days": (7, days("risk_blocker_days")),
     "playbook_daily_cap": (10, lambda text: validation.integer(text, "playbook_daily_cap", minimum=1, maximum=100_000)),
     # Days after churning that a customer's personal data is erased by the daily erase_churned job; 0 is never.
-    "erase_churned_after_days": (0, lambda text: validation.integer(text, "erase_churned_after_days", minimum=0,
-                                                                    maximum=3650)),
+    "erase_churned_after_days": (0, days("erase_churned_after_days", minimum=0)),
 }
 
 

@@ -63,7 +63,7 @@ def integer(value: str | int, field: str, minimum: int = 0, maximum: int | None 
     if isinstance(value, str):
         if not WHOLE_NUMBER.match(value):
             raise ValidationError(f"{field} must be a whole number, not {value[:40]!r}", field)
-        if len(value.strip().lstrip("+-").lstrip("0")) > len(str(max(maximum, -minimum))):
+        if len(value.strip().lstrip("+-").lstrip("0")) > digits(max(maximum, -minimum)):
             raise ValidationError(f"{field} must be from {minimum:,} to {maximum:,}", field)
         value = int(value)
     if value < minimum:

@@ -12,14 +12,12 @@ from .. import clock, metrics
 from ..auth import login_required
 from ..customers import queries as customer_queries
 from ..transfer.csvformat import cell
-from ..validation import ValidationError, iso_date, within
+from ..validation import EARLIEST_DATE, ValidationError, iso_date, within
 from . import charts, reports
 
 bp = Blueprint("analytics", __name__, url_prefix="/analytics")
 DEFAULT_DAYS = 84  # twelve weeks
 MAX_DAYS = 731
-# Reports reach back at most this far (and a year ahead): dates worked out from a far-off day would not be dates.
-EARLIEST = dt.date(2000, 1, 1)
 TABLES = {"retention": reports.retention, "funnel": reports.funnel, "migration": reports.migration,
           "trends": reports.trends}
 
@@ -32,7 +30,10 @@ def read_filters(args: MultiDict, default_days: int = DEFAULT_DAYS) -> tuple[rep
     for name in ("end", "start"):
         if args.get(name, "").strip():
             try:
-                dates[name] = within(iso_date(args[name], name), name, EARLIEST, clock.today() + dt.timedelta(days=366))
+                # Reports reach back to the first plausible day and a year ahead: dates worked out from a far-off
+                # day would not be dates.
+                dates[name] = within(iso_date(args[name], name), name, EARLIEST_DATE,
+                                     clock.today() + dt.timedelta(days=366))
             except ValidationError as error:
                 errors[name] = str(error)
     dates["start"] = dates["start"] or dates["end"] - dt.timedelta(days=default_days - 1)

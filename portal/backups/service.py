@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from flask import current_app
 from flask_migrate import upgrade
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import clock, files
+from ..database import migrations
 from ..extensions import db
 from . import archive, databases, retention
 from .archive import Backup, BackupError, Manifest
 
-MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
 # Tables whose rows a portal writes by merely running (the scheduler, failed sign-ins): a database holding only
 # these, and the default health settings that `db upgrade` adds, counts as empty for a restore.
 RUNNING_ONLY = {"alembic_version", "job_runs", "job_leases", "login_attempts"}
@@ -37,12 +35,6 @@ def portal_version() -> str:
         return metadata.version("customer-success-portal")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def migrations() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config)
 
 
 def configured_directory() -> Path:
