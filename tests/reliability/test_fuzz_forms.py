@@ -8,14 +8,12 @@ cells, long text, control characters, empty and blank. The webhooks have their o
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import pytest
 from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import text
 from wtforms.fields.core import UnboundField
 
 from portal import metrics
@@ -23,6 +21,7 @@ from portal.customers import service as customers
 from portal.extensions import db
 
 from ..conftest import csrf_token
+from ..test_transfer import snapshot
 from .test_access import NO_CSRF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,18 +64,6 @@ HOSTILE = st.one_of(
 )
 
 
-def fingerprint() -> str:
-    """A digest of every row of every table: equal before and after means nothing changed."""
-    digest = hashlib.sha256()
-    for table in db.metadata.sorted_tables:
-        rows = db.session.execute(text(f"SELECT * FROM {table.name}")).all()
-        digest.update(table.name.encode())
-        for row in sorted(map(repr, rows)):
-            digest.update(row.encode())
-    db.session.rollback()
-    return digest.hexdigest()
-
-
 def signed_in_once(app, auth, role: str) -> None:
     """A customer and a signed-in client, made by the first example: the examples share the test's app and client."""
     if getattr(auth, "signed_in", False):
@@ -116,9 +103,9 @@ def test_no_form_answers_500_and_a_refused_one_changes_nothing(app, admin, data)
     form = data.draw(st.dictionaries(st.sampled_from(field_names()), HOSTILE, max_size=6), label="form")
     token = csrf_token(admin, "/customers")
     with app.app_context():
-        before = fingerprint()
+        before = snapshot()
     response = admin.post(path, data={**form, "csrf_token": token}, headers={"X-CSRFToken": token})
     assert response.status_code < 500, (path, form, response.status_code)
     if 400 <= response.status_code < 500:
         with app.app_context():
-            assert fingerprint() == before, (path, form, response.status_code)
+            assert snapshot() == before, (path, form, response.status_code)

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from portal.transfer.csvformat import HEADERS
 
 from ..conftest import csrf_token
-from .test_fuzz_forms import HOSTILE, fingerprint, signed_in_once
+from ..test_transfer import snapshot
+from .test_fuzz_forms import HOSTILE, signed_in_once
 
 GOOD = {
     "customers.csv": ["c1001", "ada@example.com", "Ada", "ada", "2026-11-01", "Beta", "SaaS", "5", "active"],
@@ -64,7 +65,7 @@ def test_no_upload_answers_500_and_a_refused_one_changes_nothing(app, auth, file
     name, body = file
     token = csrf_token(auth.client, "/import")
     with app.app_context():
-        before = fingerprint()
+        before = snapshot()
 
     def send():
         # As htmx sends it, which answers a refused file 422 (the whole page shows it with 200).
@@ -74,10 +75,10 @@ def test_no_upload_answers_500_and_a_refused_one_changes_nothing(app, auth, file
     response = send()
     assert response.status_code < 500, (name, body[:300], response.status_code)
     with app.app_context():
-        after = fingerprint()
+        after = snapshot()
     if response.status_code >= 400:
         assert after == before, (name, body[:300], response.status_code)
     else:
         again = send()
         with app.app_context():
-            assert again.status_code == 200 and fingerprint() == after, (name, body[:300])
+            assert again.status_code == 200 and snapshot() == after, (name, body[:300])
