@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 
-from portal import metrics
+from portal.health import metrics
 from portal.commands import create_user
 from portal.extensions import db
 from portal.models import Engagement

@@ -1,4 +1,4 @@
-"""(a) Health recalculation: `portal.health.recalculate()` plus its commit, for every customer.
+"""(a) Health recalculation: `portal.health.snapshots.recalculate()` plus its commit, for every customer.
 
 Seeds 10,000 customers (with onboarding) and 90 days of engagement each: 900,000 rows. The
 baseline is the least any recalculation has to do: ONE raw GROUP BY computing the same sums per
@@ -8,8 +8,7 @@ fetched in full with the DBAPI cursor. Goal: recalculate() at most 2x the baseli
 from __future__ import annotations
 
 from sqlalchemy import delete, select
-
-from portal import health, metrics
+from portal.health import metrics, snapshots
 from portal.extensions import db
 from portal.models import Engagement, HealthScore
 
@@ -45,7 +44,7 @@ def group_by_baseline() -> list[tuple]:
 
 
 def recalculate_and_commit() -> None:
-    health.recalculate()
+    snapshots.recalculate()
     db.session.commit()
 
 
@@ -75,4 +74,4 @@ def run(url: str, customers: int, repeat: int) -> None:
         check_same_sums(group_by_baseline())
         db.session.remove()
         db.engine.dispose()
-    common.report("health.recalculate() + commit", measured, "baseline: one GROUP BY, fetchall()", baseline, GOAL)
+    common.report("snapshots.recalculate() + commit", measured, "baseline: one GROUP BY, fetchall()", baseline, GOAL)

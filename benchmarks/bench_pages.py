@@ -24,8 +24,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, render_template_string
 from werkzeug.serving import make_server
-
-from portal import health
+from portal.health import snapshots
 from portal.commands import create_user
 from portal.extensions import db
 
@@ -66,7 +65,7 @@ def portal_app(url: str, customers: int) -> Flask:
     common.seed(url, customers)
     app = common.make_app(url)
     with app.app_context():
-        health.recalculate()
+        snapshots.recalculate()
         db.session.commit()
         create_user(EMAIL, "Benchmark Admin", "admin", PASSWORD)
         db.session.remove()

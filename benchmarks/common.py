@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from portal import create_app
 from portal.extensions import db
 from portal.models import Customer, Engagement, Onboarding, utcnow
-from portal.metrics import STEPS
+from portal.health.metrics import STEPS
 
 SEED = 7
 CHUNK = 50_000

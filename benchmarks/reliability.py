@@ -40,7 +40,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the tests' traffic and relay
 
-from portal import create_app, health  # noqa: E402
+from portal import create_app  # noqa: E402
+from portal.health import snapshots  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from tests import traffic, traffic_checks  # noqa: E402
 from tests.gunicorn_server import Server  # noqa: E402
@@ -103,7 +104,7 @@ class Scratch:
             tables = ", ".join(table.name for table in db.metadata.sorted_tables)
             with db.engine.begin() as connection:
                 connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            health.current_settings()
+            snapshots.current_settings()
             db.session.commit()
             seeded = traffic.seed(CUSTOMERS)
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

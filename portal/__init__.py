@@ -58,7 +58,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     htmx.init_app(app)
 
-    from . import auth, commands, dashboard, errors, metrics, probes
+    from . import auth, commands, dashboard, errors, probes
+
+    from .health import metrics
     from .backups import commands as backup_commands
 
     app.add_template_filter(metrics.label)

@@ -11,7 +11,8 @@ import click
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
-from . import create_app, files, health, metrics, validation
+from . import create_app, files, validation
+from .health import metrics, snapshots
 from .analytics import engagement_summary, onboarding_summary
 from .churn import cli as churn_cli
 from .cli_errors import fail
@@ -53,7 +54,7 @@ def customer_or_fail(customer_id: str) -> Customer:
 
 
 def commit_and_rescore(*customer_ids: int) -> None:
-    health.recalculate(customer_ids or None)
+    snapshots.recalculate(customer_ids or None)
     try:
         db.session.commit()
     except IntegrityError as error:

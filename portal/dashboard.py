@@ -8,7 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, url_for
 from flask_login import login_required
 
-from . import analytics, metrics, risk
+from . import analytics
+from .health import metrics, risk
 
 bp = Blueprint("dashboard", __name__)
 

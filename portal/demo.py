@@ -7,7 +7,8 @@ import secrets
 
 from sqlalchemy import select
 
-from . import clock, health, metrics
+from . import clock
+from .health import metrics, snapshots
 from .customers import service
 from .extensions import db
 from .models import Customer, Engagement, Feedback, Intervention, User
@@ -83,7 +84,7 @@ def load(seed: int = 7) -> int:
         db.session.add_all(feedback(rng, customer.id, today, signup, merge_rate))
     db.session.flush()
     for days_ago in range(60, -1, -1):
-        health.recalculate(today=today - dt.timedelta(days=days_ago))
+        snapshots.recalculate(today=today - dt.timedelta(days=days_ago))
     tasks(today)
     playbook_demo.load(today)
     db.session.commit()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
-from .metrics import BLOCKER_TYPES, STAGES, STATUSES as HEALTH_STATUSES, STEPS
+from .health.metrics import BLOCKER_TYPES, STAGES, STATUSES as HEALTH_STATUSES, STEPS
 from .validation import LARGEST_KEY, whole_number
 
 ROLES = ("admin", "member", "viewer")

@@ -17,7 +17,8 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from portal import create_app, health
+from portal import create_app
+from portal.health import snapshots
 from portal.cli import cli
 from portal.extensions import db
 from portal.models import User
@@ -93,7 +94,7 @@ def clean(app) -> None:
                 for table in tables:
                     connection.execute(text(f"DELETE FROM {table}"))
         # Leave the database as a fresh upgrade does: with the default health settings.
-        health.current_settings()
+        snapshots.current_settings()
         db.session.commit()
 
 

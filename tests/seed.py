@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import (
     Assessment, ChurnModel, Customer, Event, HealthSettings, JobLease, JobRun, LoginAttempt, utcnow,
 )
-from portal.settings import update as update_settings
+from portal.health.settings import update as update_settings
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -6,11 +6,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from portal import clock, health, settings
+from portal import clock
+from portal.health import settings, snapshots
 from portal.admin import settings_service, team
 from portal.customers import service
 from portal.extensions import db
-from portal.metrics import STEPS
+from portal.health.metrics import STEPS
 from portal.models import AuditLog, HealthScore, HealthSettings, User
 from portal.validation import ValidationError
 
@@ -98,7 +99,7 @@ def test_a_health_change_adds_a_version_and_recalculates_every_score(app, client
                                         actor="test")
         for step in STEPS:
             service.set_step(customer, step, True, actor="test")
-        health.recalculate()
+        snapshots.recalculate()
         db.session.commit()
         customer_id = customer.id
 
@@ -176,10 +177,10 @@ def test_bad_settings_are_shown_by_the_field_and_nothing_is_saved(app, client, a
 
 
 def test_a_concurrent_save_of_the_same_version_is_refused_cleanly(ctx, monkeypatch):
-    stale = health.current_settings()
+    stale = snapshots.current_settings()
     db.session.add(HealthSettings(version=2, created_by="Other Admin"))
     db.session.flush()
-    monkeypatch.setattr(health, "current_settings", lambda: stale)
+    monkeypatch.setattr(snapshots, "current_settings", lambda: stale)
     values = {**DEFAULTS, "onboarding_weight": Decimal("10")}
     with pytest.raises(ValidationError, match="Another admin saved the settings"):
         settings_service.save({**values, "champion_min": 85, "healthy_min": 70, "needs_attention_min": 50,

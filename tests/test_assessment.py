@@ -5,7 +5,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from portal import clock, health
+from portal import clock
+from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
 from portal.models import Assessment, AuditLog
@@ -18,7 +19,7 @@ def customer(app):
     with app.app_context():
         added = service.add_customer({"email": "a@example.com", "organization": "Acme", "github_username": "acme"},
                                      actor="test")
-        health.recalculate([added.id])
+        snapshots.recalculate([added.id])
         db.session.commit()
         return added.public_id
 
@@ -36,7 +37,7 @@ def test_an_override_holds_through_recalculation_and_shows_beside_the_score(app,
     response = post(client, f"/customers/{customer}/override", band="healthy", reason="Renewal signed", until=later(30))
     assert response.status_code == 200 and "Band overridden to" in response.get_data(as_text=True)
     with app.app_context():
-        health.recalculate()
+        snapshots.recalculate()
         db.session.commit()
         record = db.session.get(Assessment, 1)
         assert (record.band_override, record.override_reason, record.override_by) == ("healthy", "Renewal signed", "Member User")

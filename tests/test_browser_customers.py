@@ -3,8 +3,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-
-from portal import metrics
+from portal.health import metrics
 from portal.customers import service
 from portal.extensions import db
 

@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from portal import clock, health
+from portal import clock
+from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
 from portal.models import Feedback, User
@@ -35,7 +36,7 @@ def hostile(app):
         service.record_engagement(customer, {"issues_tagged": 2, "prs_generated": 1}, "test", today)
         db.session.add(Feedback(customer_id=customer.id, nps=2, csat=1, comment="=cmd broken setup", source="call",
                                 created_at=clock.now()))
-        health.recalculate()
+        snapshots.recalculate()
         db.session.commit()
     return app
 

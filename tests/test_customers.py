@@ -8,8 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, select
-
-from portal import health, metrics
+from portal.health import metrics, snapshots
 from portal.customers import queries, service
 from portal.extensions import db
 from portal.models import AuditLog, Customer, Engagement, Feedback, Intervention, Onboarding, User
@@ -126,7 +125,7 @@ def test_ties_go_by_id_in_the_sorts_direction_across_page_boundaries(app, member
         # 100 customers with the same score, named against their id order so a tie broken by name would show.
         for number in range(4, 104):
             add(number, organization=f"Org {107 - number:03d}")
-        health.recalculate()
+        snapshots.recalculate()
         add(104)  # no snapshot today: last on the last page
         db.session.commit()
     tied = [f"Org {107 - number:03d}" for number in range(4, 104)]

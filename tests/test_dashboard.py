@@ -8,11 +8,12 @@ import pytest
 from flask import url_for
 from sqlalchemy import delete, event
 
-from portal import analytics, health
+from portal import analytics
+from portal.health import snapshots
 from portal.customers import service
 from portal.dashboard import customer_url
 from portal.extensions import db
-from portal.metrics import STEPS, label
+from portal.health.metrics import STEPS, label
 from portal.models import AppSetting, HealthScore
 
 from .conftest import make_app
@@ -64,7 +65,7 @@ def snapshot(customer, day, score, status):
         customer_id=customer.id, date=day, score=score, status=status, stage="onboarding",
         onboarding_component=0, activity_component=0, success_component=0, volume_component=0,
         onboarding_percent=0, days_active=0, success_rate=0, prs_generated=0, prs_merged=0,
-        settings_version=health.current_settings().version,
+        settings_version=snapshots.current_settings().version,
     ))
 
 
@@ -95,7 +96,7 @@ def test_trends_cover_every_day_from_recalculated_history(ctx):
     add(2)
     db.session.commit()
     for days_ago in (2, 1, 0):
-        health.recalculate(today=today - dt.timedelta(days=days_ago))
+        snapshots.recalculate(today=today - dt.timedelta(days=days_ago))
     db.session.commit()
 
     trends = analytics.trends(today=today)
@@ -189,7 +190,7 @@ def test_dashboard_costs_a_fixed_number_of_queries(app, client, auth):
     scoring_3, page_3 = count_queries(app, client), count_queries(app, client)
     add_many(app, range(3, 30))
     with app.app_context():  # as on the next day: the first view recalculates everyone
-        db.session.execute(delete(AppSetting).where(AppSetting.key == health.COMPLETED_ON))
+        db.session.execute(delete(AppSetting).where(AppSetting.key == snapshots.COMPLETED_ON))
         db.session.commit()
     app.extensions["portal.scores_complete"].clear()
     scoring_30, page_30 = count_queries(app, client), count_queries(app, client)

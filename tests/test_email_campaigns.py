@@ -5,8 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import select
-
-from portal import health, settings
+from portal.health import settings, snapshots
 from portal.customers import service
 from portal.emails import campaigns, delivery
 from portal.extensions import db
@@ -43,7 +42,7 @@ def test_weekly_summaries_go_to_active_subscribed_customers_with_their_week(ctx,
     engage(ada, dt.date(2026, 11, 24), issues_tagged=3, prs_generated=2, prs_merged=1)
     engage(ada, dt.date(2026, 11, 29), issues_tagged=1, prs_generated=2, prs_merged=2)
     engage(ada, dt.date(2026, 11, 30), issues_tagged=9)  # this week: not in the summary
-    health.recalculate([ada.id], dt.date(2026, 11, 29))
+    snapshots.recalculate([ada.id], dt.date(2026, 11, 29))
     add("bob", status="churned")
     add("cy", unsubscribed_at=LATER)
     add("di", status="paused")
@@ -81,7 +80,7 @@ def test_the_team_digest_reaches_each_active_member_once_a_week(ctx, smtp_server
                                    onboarding_component=Decimal(0), activity_component=Decimal(0),
                                    success_component=Decimal(0), volume_component=Decimal(0), onboarding_percent=0,
                                    days_active=0, success_rate=0, prs_generated=0, prs_merged=0,
-                                   settings_version=health.current_settings().version))
+                                   settings_version=snapshots.current_settings().version))
     db.session.add(EN(kind="milestone", dedupe_key="x", recipient="x@example.com", status="failed",
                       updated_at=dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)))
     db.session.commit()

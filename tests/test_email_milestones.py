@@ -5,8 +5,7 @@ import io
 
 import pytest
 from sqlalchemy import select
-
-from portal import settings
+from portal.health import settings
 from portal.customers import service
 from portal.extensions import db
 from portal.models import EmailNotification

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from portal import audit, health, settings
+from portal import audit
+from portal.health import settings, snapshots
 from portal.customers import erasure, service
 from portal.extensions import db
 from portal.feedback import service as feedback_service
@@ -57,7 +58,7 @@ def target_customer() -> Customer:
                                                        EmailNotification.kind == "milestone")
                        .values(status="sent", subject="Welcome, Jane Roe", body_text=f"Hello {ORGANIZATION}",
                                body_html=f"<p>Hello {ORGANIZATION}</p>", last_error=f"bounced for {EMAIL}"))
-    health.recalculate([customer.id])
+    snapshots.recalculate([customer.id])
     db.session.commit()
     return customer
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 from sqlalchemy import func, select
-
-from portal import settings
+from portal.health import settings
 from portal.customers import service
 from portal.events.queries import sender
 from portal.extensions import db

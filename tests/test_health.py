@@ -6,11 +6,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import event, select
-
-from portal import health
+from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
-from portal.metrics import STEPS
+from portal.health.metrics import STEPS
 from portal.models import Customer, Engagement, HealthScore, HealthSettings
 
 TODAY = dt.date(2026, 6, 30)
@@ -56,7 +55,7 @@ def test_snapshot_holds_the_score_its_components_and_inputs(ctx):
     engagement(customer, 5, issues=0, generated=0)           # all zero: not an active day
     engagement(customer, -1, generated=10, merged=10)        # tomorrow: not counted yet
     db.session.commit()
-    assert health.recalculate(today=TODAY) == 1
+    assert snapshots.recalculate(today=TODAY) == 1
     score = score_of(customer)
     # onboarding 80% -> 24; 2 active days -> 10; 6/8 = 75% -> 18.75; 8 PRs -> 15 (cap)
     assert (score.onboarding_percent, score.days_active, score.success_rate, score.prs_generated) == (80, 2, 75, 8)
@@ -66,22 +65,22 @@ def test_snapshot_holds_the_score_its_components_and_inputs(ctx):
 
 def test_recalculating_twice_a_day_updates_the_one_row(ctx):
     customer = make_customer(1)
-    health.recalculate(today=TODAY)
+    snapshots.recalculate(today=TODAY)
     service.set_step(customer, "account_created", True, actor="test")
-    health.recalculate(today=TODAY)
+    snapshots.recalculate(today=TODAY)
     db.session.commit()
     assert db.session.scalars(select(HealthScore)).one().stage == "onboarding"
 
 
 def test_churned_customers_are_in_stage_churned(ctx):
     customer = make_customer(1, steps_done=5, status="churned")
-    health.recalculate(today=TODAY)
+    snapshots.recalculate(today=TODAY)
     assert score_of(customer).stage == "churned"
 
 
 def test_one_customer_or_some(ctx):
     first, second = make_customer(1), make_customer(2)
-    assert health.recalculate([second.id], today=TODAY) == 1
+    assert snapshots.recalculate([second.id], today=TODAY) == 1
     assert db.session.scalars(select(HealthScore.customer_id)).all() == [second.id]
     assert first.id not in db.session.scalars(select(HealthScore.customer_id)).all()
 
@@ -93,22 +92,22 @@ def test_one_customer_some_and_everyone_get_the_same_scores(ctx):
         engagement(customer, 40, generated=5)  # outside the window: counts toward the totals, not days active
     db.session.commit()
 
-    def snapshots():
+    def todays():
         return sorted((row.customer_id, row.score, row.days_active, row.prs_generated, row.prs_merged)
                       for row in db.session.scalars(select(HealthScore).filter_by(date=TODAY)))
 
-    health.recalculate(today=TODAY)
-    everyone = snapshots()
-    health.recalculate([customers[0].id], today=TODAY)
-    health.recalculate([customers[1].id, customers[2].id], today=TODAY)
-    assert snapshots() == everyone
+    snapshots.recalculate(today=TODAY)
+    everyone = todays()
+    snapshots.recalculate([customers[0].id], today=TODAY)
+    snapshots.recalculate([customers[1].id, customers[2].id], today=TODAY)
+    assert todays() == everyone
     assert [row[2:] for row in everyone] == [(1, 6, 0), (1, 7, 1), (1, 8, 2)]
 
 
 def test_recalculating_everyone_costs_the_same_queries_for_5_or_60_customers(ctx):
     def queries_for_everyone():
         with counting_queries() as statements:
-            health.recalculate(today=TODAY)
+            snapshots.recalculate(today=TODAY)
         return len(statements)
 
     for number in range(5):
@@ -127,21 +126,21 @@ def test_settings_are_versioned_and_recorded(ctx):
     customer = make_customer(1, steps_done=5)
     db.session.add(HealthSettings(version=2, onboarding_weight=Decimal("40"), created_by="test"))
     db.session.flush()
-    health.recalculate(today=TODAY)
+    snapshots.recalculate(today=TODAY)
     score = score_of(customer)
     assert (score.score, score.settings_version) == (40, 2)
 
 
 def test_default_settings_are_created_when_missing(ctx):
     db.session.execute(HealthSettings.__table__.delete())
-    settings = health.current_settings()
+    settings = snapshots.current_settings()
     assert (settings.version, settings.window_days, settings.success_weight) == (1, 30, Decimal("0.25"))
 
 
 def test_a_full_recalculation_marks_the_day_and_pages_then_skip_it(ctx):
     make_customer(1)
-    assert health.completed_on() is None
-    health.recalculate([1], today=TODAY)
-    assert health.completed_on() is None
-    health.recalculate(today=TODAY)
-    assert health.completed_on() == TODAY
+    assert snapshots.completed_on() is None
+    snapshots.recalculate([1], today=TODAY)
+    assert snapshots.completed_on() is None
+    snapshots.recalculate(today=TODAY)
+    assert snapshots.completed_on() == TODAY

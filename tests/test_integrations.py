@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import func, select, text
 
-from portal import clock, settings
+from portal import clock
+from portal.health import settings
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign

@@ -4,9 +4,8 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given, strategies as st
-
-from portal import metrics
-from portal.metrics import Weights
+from portal.health import metrics
+from portal.health.metrics import Weights
 
 ALL_DONE = dict.fromkeys(metrics.STEPS, True)
 NONE_DONE = dict.fromkeys(metrics.STEPS, False)

@@ -5,14 +5,13 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import event, func, select
-
-from portal import health
+from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
 from portal.jobs import playbook, runs
 from portal.jobs.registry import Context
 from portal.jobs.tasks import STANDARD_JOBS
-from portal.metrics import STEPS
+from portal.health.metrics import STEPS
 from portal.models import AuditLog, Customer, Engagement, HealthScore, Intervention
 from tests.conftest import add_user
 
@@ -42,7 +41,7 @@ def snapshot(item: Customer, days_ago: int, status: str, score: int) -> None:
         customer_id=item.id, date=TODAY - dt.timedelta(days=days_ago), score=score, status=status, stage="regular_usage",
         onboarding_component=40, activity_component=10, success_component=5, volume_component=10,
         onboarding_percent=100, days_active=8, success_rate=50, prs_generated=6, prs_merged=3,
-        settings_version=health.current_settings().version))
+        settings_version=snapshots.current_settings().version))
 
 
 def run_playbook() -> None:

@@ -9,8 +9,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
-
-from portal import health, settings
+from portal.health import settings, snapshots
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.jobs import runs
@@ -42,7 +41,7 @@ def snapshot(customer_id: int, day: dt.date, band: str, stage: str, score: int, 
     return HealthScore(customer_id=customer_id, date=day, score=score, status=band, stage=stage,
                        onboarding_component=0, activity_component=0, success_component=0, volume_component=0,
                        onboarding_percent=0, days_active=days_active, success_rate=0, prs_generated=0, prs_merged=0,
-                       settings_version=health.current_settings().version)
+                       settings_version=snapshots.current_settings().version)
 
 
 def playbook(name="Rescue", steps=STEPS, **condition) -> Playbook:
@@ -270,7 +269,7 @@ def test_start_now_creates_the_tasks_and_the_page_warns_when_the_cap_was_reached
     with app.app_context():
         me = db.session.scalars(select(User).where(User.role == "member")).one()
         settings.update({"playbook_daily_cap": "1"}, "Ada")
-        health.completed_on = health.completed_on  # the first view of the day recalculates: snapshots are real
+        snapshots.completed_on = snapshots.completed_on  # the first view of the day recalculates: snapshots are real
         for number in (1, 2):
             item = customers.add_customer({"email": f"c{number}@example.com", "organization": f"Org {number}",
                                            "github_username": f"org-{number}"}, actor="test")

@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from portal import risk, settings
+from portal.health import risk, settings
 from portal.customers import service
 from portal.extensions import db
 from portal.models import AuditLog, Event, Feedback

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, strategies as st
 from sqlalchemy import func, insert, select
 
-from portal import clock, health, metrics
+from portal import clock
+from portal.health import metrics, snapshots
 from portal.customers import service
 from portal.extensions import db
 from portal.models import AuditLog, Customer, Engagement, HealthScore, Onboarding
@@ -66,7 +67,7 @@ def seed():
     service.record_engagement(acme, counts(3, 2, 1, 1, 0), "test", today)
     service.record_engagement(acme, counts(1, 2, 2, 0, 1), "test", today - dt.timedelta(days=3))
     service.record_engagement(beta, counts(0, 1, 0, 1, 0), "test", today - dt.timedelta(days=40))  # outside the window
-    health.recalculate()
+    snapshots.recalculate()
     db.session.commit()
 
 

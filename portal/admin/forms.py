@@ -8,8 +8,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, StopValidation, ValidationError
 from wtforms.widgets import NumberInput
 
-from .. import settings, validation
-from ..metrics import label
+from .. import validation
+from ..health import settings
+from ..health.metrics import label
 from ..models import ROLES
 from .team import MIN_PASSWORD
 
@@ -46,7 +47,7 @@ class Between:
 
 
 def portal_setting(form, field):
-    """The portal settings' own parsers (portal.settings) decide, so the page and the service agree."""
+    """The portal settings' own parsers (portal.health.settings) decide, so the page and the service agree."""
     try:
         settings.SETTINGS[field.short_name][1](field.data or "")
     except validation.ValidationError as error:

@@ -8,7 +8,8 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, health, metrics, settings
+from .. import audit
+from ..health import metrics, settings, snapshots
 from ..extensions import db
 from ..models import HealthSettings
 from ..validation import ValidationError
@@ -31,7 +32,7 @@ class Saved:
 
 def initial() -> dict[str, Any]:
     """The values the form starts from: the newest health settings and the portal settings."""
-    weights = vars(health.weights_of(health.current_settings()))
+    weights = vars(snapshots.weights_of(snapshots.current_settings()))
     return {**{name: plain(value) for name, value in weights.items()}, **settings.current()}
 
 
@@ -46,7 +47,7 @@ def versions() -> list[HealthSettings]:
 
 def new_version(values: Mapping[str, Any], actor: str, actor_id: int | None) -> int | None:
     """Add a health-settings version when a value differs from the newest; old versions are never edited."""
-    current = health.current_settings()
+    current = snapshots.current_settings()
     changes = {name: (getattr(current, name), values[name]) for name in HEALTH_FIELDS
                if getattr(current, name) != values[name]}
     if not changes:
@@ -66,5 +67,5 @@ def save(values: Mapping[str, Any], actor: str, actor_id: int | None = None) -> 
     version = new_version(values, actor, actor_id)
     app_changes = settings.update({key: str(values[key]) for key in APP_FIELDS}, actor, actor_id)
     if version is not None:
-        health.recalculate()
+        snapshots.recalculate()
     return Saved(version, app_changes)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from .. import audit, validation
 from ..extensions import db
-from ..metrics import label
+from ..health.metrics import label
 from ..models import ROLES, User
 from ..validation import ValidationError
 

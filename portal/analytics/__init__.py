@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import Integer, case, cast, func, select
 
-from .. import clock, health, metrics, risk
+from .. import clock
+from ..health import metrics, risk, snapshots
 from ..extensions import db
 from ..models import Customer, Engagement, HealthScore, Onboarding, format_id
 
@@ -92,8 +93,8 @@ def ensure_todays_scores(today: dt.date) -> None:
     seen = current_app.extensions.setdefault("portal.scores_complete", set())
     if today in seen:
         return
-    if health.completed_on() != today:
-        health.recalculate(today=today)
+    if snapshots.completed_on() != today:
+        snapshots.recalculate(today=today)
         db.session.commit()
     seen.add(today)
 

@@ -1,7 +1,6 @@
 """Chart.js configurations of the analytics page, built from the same tables the page and the CSVs show."""
 from __future__ import annotations
-
-from .. import metrics
+from ..health import metrics
 from . import reports
 
 PALETTE = ("#2f5bd3", "#0e7a4f", "#b7791f", "#c53030", "#6b46c1", "#2c7a7b", "#97266d", "#4a5568")

@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlalchemy import Date, Integer, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import aliased
-
-from .. import metrics
+from ..health import metrics
 from ..customers.queries import owned_by
 from ..extensions import db
 from ..models import Customer, Engagement, HealthScore, Onboarding

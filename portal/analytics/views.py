@@ -8,7 +8,8 @@ import io
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from .. import clock, metrics
+from .. import clock
+from ..health import metrics
 from ..auth import login_required
 from ..customers import queries as customer_queries
 from ..transfer.csvformat import cell

@@ -17,7 +17,7 @@ from sqlalchemy import Float, case, cast, func, or_, select
 
 from .. import clock
 from ..extensions import db
-from ..risk import among
+from ..health.risk import among
 from ..models import AuditLog, Customer, Engagement, Feedback, HealthScore, Onboarding, format_id, parse_id
 
 COMPONENTS = ("onboarding", "activity", "success", "volume")

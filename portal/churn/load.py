@@ -7,8 +7,7 @@ from functools import lru_cache
 from typing import Iterable
 
 from sqlalchemy import func, insert, select
-
-from .. import health, metrics
+from ..health import metrics, snapshots
 from ..extensions import db
 from ..models import AuditLog, Customer, Engagement, Feedback, HealthScore, Onboarding, format_id
 from ..sql import sync_sequences
@@ -73,8 +72,8 @@ def load(params: Params) -> dict[str, int]:
     """Fill an empty database with the generated history; returns rows written per table (not committed)."""
     if db.session.scalar(select(func.count(Customer.id))):
         raise ValueError("the database already has customers; synthetic history goes into an empty one")
-    settings = health.current_settings()
-    weights = health.weights_of(settings)
+    settings = snapshots.current_settings()
+    weights = snapshots.weights_of(settings)
     loader = Loader()
     for history in generate(params, weights):
         loader.add(Customer.__table__, [customer_row(history, params)])

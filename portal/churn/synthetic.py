@@ -17,8 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
-
-from .. import metrics
+from ..health import metrics
 
 MECHANICS = ("rejections", "detractor", "blocker", "fading")
 MECHANIC_SHARE = 0.45

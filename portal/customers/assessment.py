@@ -10,7 +10,8 @@ from functools import partial
 
 from flask import render_template, request
 
-from .. import audit, clock, metrics, validation
+from .. import audit, clock, validation
+from ..health import metrics
 from ..auth import actor, editor_required
 from ..extensions import db
 from ..models import SENTIMENTS, Assessment, Customer

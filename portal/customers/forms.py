@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Numbe
 from wtforms.validators import ValidationError as FieldError
 
 from .. import clock, validation
-from ..metrics import BLOCKER_TYPES, label
+from ..health.metrics import BLOCKER_TYPES, label
 from ..models import FEEDBACK_SOURCES
 from ..validation import MAX_TEAM_SIZE, ValidationError
 

@@ -6,7 +6,8 @@ import datetime as dt
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from .. import audit, clock, explain, health, metrics, risk
+from .. import audit, clock
+from ..health import explain, metrics, risk, snapshots
 from ..auth import actor, editor_required, login_required
 from ..emails import queries as email_queries, suppression
 from ..extensions import db
@@ -21,7 +22,7 @@ from .table import bp, get_customer_or_404
 HISTORY_DAYS = 90
 
 
-def snapshots(customer, today: dt.date) -> list[HealthScore]:
+def history_of(customer, today: dt.date) -> list[HealthScore]:
     return db.session.scalars(
         select(HealthScore).where(HealthScore.customer_id == customer.id,
                                   HealthScore.date > today - dt.timedelta(days=HISTORY_DAYS), HealthScore.date <= today)
@@ -32,13 +33,13 @@ def snapshots(customer, today: dt.date) -> list[HealthScore]:
 def health_context(customer) -> dict:
     """Today's score explained: components and inputs, change since 7 and 30 days, why, what next."""
     today = clock.today()
-    history = snapshots(customer, today)
+    history = history_of(customer, today)
     if not history or history[-1].date != today:  # every change rescores; only a new day can leave a gap
-        health.recalculate([customer.id], today)
+        snapshots.recalculate([customer.id], today)
         db.session.commit()
-        history = snapshots(customer, today)
+        history = history_of(customer, today)
     current = history[-1]
-    weights = health.weights_of(db.session.get(HealthSettings, current.settings_version))
+    weights = snapshots.weights_of(db.session.get(HealthSettings, current.settings_version))
 
     def at(days: int):
         earlier = [snapshot for snapshot in history if snapshot.date <= today - dt.timedelta(days=days)]
@@ -131,7 +132,7 @@ def toggle_step(customer_id: str, step: str):
         abort(404)
     name, user_id = actor()
     if service.set_step(customer, step, request.form.get("done") == "true", name, user_id=user_id):
-        health.recalculate([customer.id])
+        snapshots.recalculate([customer.id])
     db.session.commit()
     context = {"customer": customer, "steps": metrics.STEPS, **health_context(customer)}
     return render_template("customers/_checklist_response.html", **context)

@@ -10,7 +10,8 @@ from sqlalchemy import (ARRAY, CompoundSelect, Integer, Row, Select, and_, any_,
                         literal_column, null, true, union_all)
 from werkzeug.datastructures import MultiDict
 
-from .. import metrics, sql, validation
+from .. import sql, validation
+from ..health import metrics
 from ..extensions import db
 from ..pages import Page, query_args
 from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User, format_id, override_in_force

@@ -11,7 +11,8 @@ from typing import Mapping
 
 from sqlalchemy import func, select
 
-from .. import audit, clock, metrics, validation
+from .. import audit, clock, validation
+from ..health import metrics
 from ..extensions import db
 from ..emails import content as email_content, outbox
 from ..integrations.signatures import key_hash

@@ -5,7 +5,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from .. import clock, health, metrics
+from .. import clock
+from ..health import metrics, snapshots
 from ..analytics import ensure_todays_scores
 from ..auth import actor, editor_required, login_required
 from ..extensions import db
@@ -86,7 +87,7 @@ def save_cell(customer_id: str, field: str):
         db.session.rollback()
         return render_editor(customer, field, error=str(error), value=text), 422
     if changes:
-        health.recalculate([customer.id])
+        snapshots.recalculate([customer.id])
     db.session.commit()
     return render_cell(customer, field, cell_tag())
 
@@ -109,7 +110,7 @@ def bulk():
         db.session.rollback()
         flash(f"Nothing changed: {error}", "error")
         return back
-    health.recalculate([customer.id for customer in customers])
+    snapshots.recalculate([customer.id for customer in customers])
     db.session.commit()
     flash(f"Set {field} for {len(customers)} customer(s).", "success")
     return back
@@ -130,7 +131,7 @@ def new():
             db.session.rollback()
             form.add_error(error)
         else:
-            health.recalculate([customer.id])
+            snapshots.recalculate([customer.id])
             db.session.commit()
             flash(f"Added {customer.organization} as {customer.public_id}.", "success")
             return redirect(url_for(".detail", customer_id=customer.public_id), 303)

@@ -9,7 +9,8 @@ import datetime as dt
 
 from sqlalchemy import and_, func, or_, select
 
-from .. import clock, metrics, settings
+from .. import clock
+from ..health import metrics, settings
 from ..extensions import db
 from ..models import Customer, EmailNotification, Engagement, HealthScore, Onboarding, User, format_id
 from . import content, outbox

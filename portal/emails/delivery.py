@@ -24,7 +24,8 @@ from flask import current_app
 from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
-from .. import clock, health
+from .. import clock
+from ..health import snapshots
 from ..customers import service as customers
 from ..extensions import db
 from ..models import Customer, EmailNotification
@@ -284,7 +285,7 @@ def tick_welcome(row: EN, customer: Customer | None, now: dt.datetime) -> bool:
     """SPEC section 7: the step is ticked when the welcome email has actually gone out. True when it changed."""
     if row.kind == "milestone" and row.payload.get("milestone") == "welcome" and customer is not None:
         if customers.set_step(customer, content.WELCOME_STEP, True, ACTOR, when=now):
-            health.recalculate([customer.id])
+            snapshots.recalculate([customer.id])
             return True
     return False
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import render_template
-
-from .. import metrics
+from ..health import metrics
 from ..models import Customer, EmailNotification
 from . import content, tokens
 

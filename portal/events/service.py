@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from .. import audit, health
+from .. import audit
+from ..health import snapshots
 from ..extensions import db
 from ..integrations import service as integrations
 from ..models import Customer, Event
@@ -24,5 +25,5 @@ def assign(event: Event, customer: Customer, actor: str, user_id: int | None = N
     integrations.apply_stored(event, customer, actor)
     audit.record(actor, "events", str(event.id),
                  {"customer": (None, customer.public_id), "outcome": ("unmatched", "processed")}, user_id)
-    health.recalculate([customer.id])
+    snapshots.recalculate([customer.id])
     return True

@@ -6,7 +6,7 @@ import datetime as dt
 from .. import audit, clock
 from ..extensions import db
 from ..models import Customer, Feedback, Intervention
-from ..rule_tasks import insert_new
+from ..health.rule_tasks import insert_new
 from .analysis import DETRACTOR_MAX
 
 FOLLOW_UP_RULE = "detractor_follow_up"

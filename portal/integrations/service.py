@@ -14,7 +14,8 @@ from typing import Callable
 from sqlalchemy import JSON, Text, bindparam, cast, func, literal_column, null, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .. import clock, health, settings, validation
+from .. import clock, validation
+from ..health import settings, snapshots
 from ..customers import service as customers
 from ..extensions import db
 from ..models import Customer, EmailNotification, Event, Onboarding, format_id
@@ -60,13 +61,13 @@ def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple
             db.session.commit()  # nothing was written; COMMIT keeps psycopg's prepared statements, ROLLBACK drops them
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
-        weights = health_settings() if health_settings else health.current_settings()
+        weights = health_settings() if health_settings else snapshots.current_settings()
         outcome, customer_id = handle(event)
         if (outcome, customer_id) != ("processed", event.customer_id):
             db.session.execute(update(Event).where(Event.id == event.id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
-            health.recalculate([customer_id], settings=weights)
+            snapshots.recalculate([customer_id], settings=weights)
         db.session.commit()
     except (IntegrityError, DBAPIError) as error:
         db.session.rollback()

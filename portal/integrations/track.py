@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..metrics import STEPS
+from ..health.metrics import STEPS
 from ..validation import ValidationError
 from .payloads import identifier, text
 

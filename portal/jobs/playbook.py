@@ -6,10 +6,11 @@ import datetime as dt
 from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
-from .. import analytics, audit, explain, health, metrics
+from .. import analytics, audit
+from ..health import explain, metrics, snapshots
 from ..extensions import db
 from ..models import Customer, HealthScore, Intervention, format_id, utcnow
-from ..rule_tasks import PENDING, insert_new
+from ..health.rule_tasks import PENDING, insert_new
 from .registry import Context
 
 RULE = "at_risk_playbook"
@@ -62,7 +63,7 @@ def run(context: Context) -> dict[str, int]:
     analytics.ensure_todays_scores(context.today)
     rows = db.session.execute(newly_at_risk(context.today)).all()
     context.progress(0, len(rows))
-    weights = health.weights_of(health.current_settings())
+    weights = snapshots.weights_of(snapshots.current_settings())
     tasks = [task_for(customer, current, previous, weights) for customer, current, previous in rows]
     if not tasks:
         return {"tasks": 0}

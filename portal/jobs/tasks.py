@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-
-from .. import health
+from ..health import snapshots
 from . import playbook
 from .registry import Context, Job
 
@@ -22,7 +21,7 @@ def as_counts(result: Any, name: str) -> dict[str, int]:
 
 def recalculate_health(context: Context) -> dict[str, int]:
     context.progress(0, 1)
-    customers = health.recalculate(today=context.today)
+    customers = snapshots.recalculate(today=context.today)
     return {"customers": customers}
 
 
@@ -68,7 +67,7 @@ def backup(context: Context) -> dict[str, int]:
 
 
 def erase_churned(context: Context) -> dict[str, int]:
-    from .. import settings
+    from ..health import settings
     from ..customers import erasure
 
     days = settings.get("erase_churned_after_days")

@@ -8,9 +8,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, clock
 from ..extensions import db
-from ..metrics import label
+from ..health.metrics import label
 from ..models import Customer, HealthScore, Intervention, Playbook
-from ..risk import TITLES
+from ..health.risk import TITLES
 from ..validation import ValidationError
 from . import lift
 from .service import RULE_PREFIX

@@ -8,9 +8,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..customers.forms import ServiceErrors
-from ..metrics import STAGES, STATUSES, label
+from ..health.metrics import STAGES, STATUSES, label
 from ..models import Playbook
-from ..risk import KINDS, TITLES
+from ..health.risk import KINDS, TITLES
 from . import rules
 
 HINT = "Placeholders: " + ", ".join("{" + name + "}" for name in rules.PLACEHOLDERS)

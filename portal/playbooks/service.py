@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Select, and_, exists, func, select
 
-from .. import audit, clock, risk, settings
+from .. import audit, clock
+from ..health import risk, settings
 from ..emails import outbox
 from ..extensions import db
-from ..metrics import label
+from ..health.metrics import label
 from ..models import Customer, HealthScore, Intervention, Playbook, User
-from ..rule_tasks import PENDING, insert_new
+from ..health.rule_tasks import PENDING, insert_new
 from . import rules
 
 RULE_PREFIX = "playbook:"

@@ -9,7 +9,8 @@ from typing import IO, Callable, Iterable, Iterator
 
 from sqlalchemy import select
 
-from .. import clock, health, metrics
+from .. import clock
+from ..health import metrics, snapshots
 from ..extensions import db
 from ..models import Customer, Engagement, Onboarding, format_id
 from .csvformat import HEADERS, cell, writer
@@ -42,13 +43,13 @@ def engagement_rows() -> Iterator[tuple]:
 def combined_rows(today: dt.date | None = None) -> Iterator[tuple]:
     """Derived metrics, computed the way the health score is, so each row's score follows from its cells."""
     today = today or clock.today()
-    settings = health.current_settings()
-    weights = health.weights_of(settings)
-    query = health.inputs_query(today, weights.window_days).add_columns(
+    settings = snapshots.current_settings()
+    weights = snapshots.weights_of(settings)
+    query = snapshots.inputs_query(today, weights.window_days).add_columns(
         Customer.organization, Customer.cohort, Customer.signup_date, Onboarding.days_to_complete, Onboarding.blocker_type
     )
     for row in stream(query):
-        result, steps = health.assess(row, weights)
+        result, steps = snapshots.assess(row, weights)
         done = sum(steps.values())
         yield (
             format_id("c", row.id), row.organization, row.cohort, row.signup_date,

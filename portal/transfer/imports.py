@@ -18,7 +18,8 @@ from typing import IO, Callable
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from .. import audit, clock, health, metrics, validation
+from .. import audit, clock, validation
+from ..health import metrics, snapshots
 from ..customers import service as customers
 from ..emails import content as email_content, outbox
 from ..extensions import db
@@ -380,7 +381,7 @@ def import_files(files: dict[str, IO[str]], actor: str = "import", limits: Limit
     batch.queue_emails()
     if batch.result.customer_ids:
         many = len(batch.result.customer_ids) > 500
-        health.recalculate(None if many else batch.result.customer_ids, batch.today)
+        snapshots.recalculate(None if many else batch.result.customer_ids, batch.today)
     return batch.result
 
 

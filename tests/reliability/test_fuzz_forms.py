@@ -15,8 +15,7 @@ import pytest
 from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, given, settings, strategies as st
 from wtforms.fields.core import UnboundField
-
-from portal import metrics
+from portal.health import metrics
 from portal.customers import service as customers
 from portal.extensions import db
 

@@ -19,9 +19,10 @@ from typing import Iterable
 
 from sqlalchemy import case, func, or_, select, true
 
-from . import clock, settings
-from .extensions import db
-from .models import AuditLog, Customer, Engagement, Event, Feedback, Onboarding, format_id
+from .. import clock
+from ..extensions import db
+from ..models import AuditLog, Customer, Engagement, Event, Feedback, Onboarding, format_id
+from . import settings
 
 WINDOW = 14
 DETRACTOR_MAX = 6

@@ -5,8 +5,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
-
 from .metrics import STEPS, Weights, label
+
 
 
 class Snapshot(Protocol):

@@ -7,10 +7,11 @@ from typing import Iterable
 
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 
-from . import clock, metrics
-from .extensions import db
-from .models import AppSetting, Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
-from .sql import upsert
+from .. import clock
+from ..extensions import db
+from ..models import AppSetting, Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
+from ..sql import upsert
+from . import metrics
 
 COMPLETED_ON = "health_completed_on"
 

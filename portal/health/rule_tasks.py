@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .extensions import db
-from .models import Intervention
-from .sql import insert_for
+from ..extensions import db
+from ..models import Intervention
+from ..sql import insert_for
 
 # A snoozed task is still someone's to do: no second one while it waits.
 PENDING = ("open", "snoozed")

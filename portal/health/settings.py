@@ -1,7 +1,7 @@
 """Portal settings outside the health formula: GitHub trigger label, PR branch prefix, re-engagement days,
 the risk signals' thresholds, the playbooks' daily cap of tasks per owner, the erasure of churned customers.
 
-The health formula's weights, bands and window are versioned separately (portal.health).
+The health formula's weights, bands and window are versioned separately (snapshots.current_settings).
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any, Callable
 
 from sqlalchemy import Row, func, select, true
 
-from . import audit, health, metrics, validation
-from .extensions import db
-from .models import AppSetting, HealthSettings
+from .. import audit, validation
+from ..extensions import db
+from ..models import AppSetting, HealthSettings
+from . import metrics, snapshots
 
 
 def percent(text: str, field: str) -> int:
@@ -98,7 +99,7 @@ def read() -> Current:
     """The settings in one statement, remembered for remembered()."""
     rows = db.session.execute(WITH_HEALTH).all()
     if not rows:  # no health settings yet: the first use creates them; the empty fingerprint matches nothing
-        return Current(current(), health.current_settings(), ())
+        return Current(current(), snapshots.current_settings(), ())
     newest = rows[0]
     read_now = Current(parsed({row.key: row.value for row in rows if row.key is not None}), newest,
                        fingerprint_of(newest))
