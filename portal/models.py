@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    JSON, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
+    JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
     String, Text, UniqueConstraint, func, text as sql, types,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -292,6 +292,47 @@ class HealthScore(db.Model):
     prs_merged: Mapped[int] = mapped_column(Integer)
     settings_version: Mapped[int] = mapped_column(ForeignKey("health_settings.version"))
     calculated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The onboarding steps done (bit i: metrics.STEPS[i]) and the risk signals raised (bit i: risk.KINDS[i]) that
+    # day: the dashboard's funnel and signal counts are rolled up from them.
+    steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    signals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class HealthCurrent(db.Model):
+    """Each customer's latest snapshot, what the customers table and the dashboard's lists read: one row per
+    customer, updated in place when a recalculation changes it, so that no page joins a history-sized table."""
+
+    __tablename__ = "health_current"
+    __table_args__ = (
+        CheckConstraint(one_of("band", HEALTH_STATUSES), name="band"),
+        CheckConstraint(one_of("stage", STAGES), name="stage"),
+        # The customers table sorted by health, and the dashboard's at-risk list (a band, lowest scores first).
+        Index("ix_health_current_score", "score", "customer_id"),
+        Index("ix_health_current_band_score", "band", "score", "customer_id"),
+        Index("ix_health_current_stage", "stage", "customer_id"),
+        # The dashboard's signal list: most signals first, then the lowest score.
+        Index("ix_health_current_signal_count", "signal_count", "score", "customer_id"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+    score: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[str] = mapped_column(String(20))
+    signals: Mapped[int] = mapped_column(Integer, default=0)
+    signal_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HealthRollup(db.Model):
+    """A day's figures over that day's snapshots, one row per measure ("customers", "score_total", "band:at_risk",
+    "stage:onboarding", "signal:inactive", "step:account_created", ...): kept current by every recalculation, each
+    adding what it changed, and read by the dashboard and the trends instead of the snapshots."""
+
+    __tablename__ = "health_rollups"
+
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    measure: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class EmailNotification(db.Model):

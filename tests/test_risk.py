@@ -3,7 +3,8 @@ import datetime as dt
 
 import pytest
 
-from portal.health import risk, settings
+from portal import analytics
+from portal.health import risk, settings, snapshots
 from portal.customers import service
 from portal.extensions import db
 from portal.models import AuditLog, Event, Feedback
@@ -111,7 +112,9 @@ def test_the_dashboard_overview_counts_everyone_and_lists_those_with_most_signal
     for customer in customers[2:]:
         db.session.add(Feedback(customer_id=customer.id, nps=2))  # a detractor too: two signals
     db.session.commit()
-    overview = risk.overview(TODAY, listed=3)
+    snapshots.recalculate(today=TODAY)
+    overview = analytics.signal_overview(TODAY, listed=3)
     assert overview.totals["inactive"] == 4 and overview.totals["detractor"] == 2 and overview.signalled == 4
-    assert [customer.organization for customer, _ in overview.listed] == ["Org 2", "Org 4", "Org 1"]
+    # Most signals first, then the lowest score, then the first signed up.
+    assert [customer.organization for customer, _ in overview.listed] == ["Org 2", "Org 4", "Org 3"]
     assert [len(signals) for _, signals in overview.listed] == [2, 2, 1]

@@ -8,9 +8,9 @@ from flask import current_app
 from sqlalchemy import Integer, case, cast, func, select
 
 from .. import clock
-from ..health import metrics, risk, snapshots
+from ..health import metrics, risk, rollups, snapshots
 from ..extensions import db
-from ..models import Customer, Engagement, HealthScore, Onboarding, format_id
+from ..models import Customer, Engagement, HealthCurrent, HealthScore, Onboarding, format_id
 
 
 def percent(part: int, whole: int) -> int:
@@ -27,17 +27,15 @@ class OnboardingSummary:
     blockers: dict[str, int]
 
 
-def onboarding_summary() -> OnboardingSummary:
-    step_sums = [func.coalesce(func.sum(cast(getattr(Onboarding, step), Integer)), 0) for step in metrics.STEPS]
-    row = db.session.execute(
-        select(
-            func.count(Customer.id),
-            func.count(Onboarding.completed_date),
-            func.avg(Onboarding.days_to_complete),
-            *step_sums,
-        ).select_from(Customer).outerjoin(Onboarding)
-    ).one()
-    total, completed, average, *counts = row
+def onboarding_summary(today: dt.date | None = None) -> OnboardingSummary:
+    """The funnel from the day's rollup (customers with each step done); the blockers and the average days to
+    complete from the onboarding rows that have them."""
+    today = today or clock.today()
+    ensure_todays_scores(today)
+    day = rollups.day(today)
+    total, completed = day["customers"], day["completed"]
+    average = db.session.scalar(select(func.avg(Onboarding.days_to_complete))
+                                .where(Onboarding.days_to_complete.is_not(None)))
     blockers = dict(
         db.session.execute(
             select(Onboarding.blocker_type, func.count())
@@ -46,6 +44,7 @@ def onboarding_summary() -> OnboardingSummary:
             .order_by(func.count().desc(), Onboarding.blocker_type)
         ).all()
     )
+    counts = [day[f"step:{step}"] for step in metrics.STEPS]
     return OnboardingSummary(
         total=total,
         completed=completed,
@@ -94,8 +93,7 @@ def ensure_todays_scores(today: dt.date) -> None:
     if today in seen:
         return
     if snapshots.completed_on() != today:
-        snapshots.recalculate(today=today)
-        db.session.commit()
+        snapshots.refresh(today)
     seen.add(today)
 
 
@@ -112,20 +110,14 @@ class Trends:
 
 
 def trends(days: int = 90, today: dt.date | None = None) -> Trends:
-    """The average health score and the at-risk count of each of the last `days` days, from the daily snapshots.
-
-    One grouped query; days missing from it (the hourly job did not run) stay None so a chart shows a gap
-    rather than a drop to zero.
-    """
+    """The average health score and the at-risk count of each of the last `days` days, from the daily rollups:
+    `days` rows of a few measures, whatever the number of customers. Days without snapshots (the hourly job did
+    not run) stay None so a chart shows a gap rather than a drop to zero."""
     today = today or clock.today()
     first = metrics.window_start(today, days)
-    at_risk = func.sum(case((HealthScore.status == "at_risk", 1), else_=0))
-    rows = db.session.execute(
-        select(HealthScore.date, func.avg(HealthScore.score), at_risk)
-        .where(HealthScore.date.between(first, today))
-        .group_by(HealthScore.date)
-    )
-    by_day = {day: (round(float(average), 1), int(count)) for day, average, count in rows}
+    by_day = {day: (round(found["score_total"] / found["customers"], 1), found["band:at_risk"])
+              for day, found in rollups.days(first, today, ("customers", "score_total", "band:at_risk")).items()
+              if found["customers"]}
     calendar = [first + dt.timedelta(days=offset) for offset in range(days)]
     return Trends(
         days=calendar,
@@ -135,39 +127,62 @@ def trends(days: int = 90, today: dt.date | None = None) -> Trends:
 
 
 @dataclass
+class SignalOverview:
+    """Customers per signal over every active or paused customer, how many have any, and the `listed` of them
+    with the most signals (then the lowest score)."""
+
+    totals: dict[str, int]
+    signalled: int
+    listed: list[tuple[Customer, list[risk.Signal]]]
+
+
+def signal_overview(today: dt.date | None = None, listed: int = 50) -> SignalOverview:
+    """The counts from the day's rollup; the list from each customer's current signals
+    (ix_health_current_signal_count), each listed customer's signals then told afresh with their details."""
+    today = today or clock.today()
+    day = rollups.day(today)
+    first = db.session.scalars(
+        select(Customer).join(HealthCurrent, HealthCurrent.customer_id == Customer.id)
+        .where(HealthCurrent.signal_count > 0, HealthCurrent.stage != "churned")
+        .order_by(HealthCurrent.signal_count.desc(), HealthCurrent.score, HealthCurrent.customer_id)
+        .limit(listed)).all()
+    told = risk.signals([customer.id for customer in first], today)
+    return SignalOverview({kind: day[f"signal:{kind}"] for kind in risk.KINDS}, day["signalled"],
+                          [(customer, told[customer.id]) for customer in first if customer.id in told])
+
+
+@dataclass
 class Dashboard:
     onboarding: OnboardingSummary
     at_risk: int
     stages: dict[str, int]
     bands: dict[str, int]
-    at_risk_customers: list[tuple[Customer, HealthScore]]
+    at_risk_customers: list[tuple[Customer, HealthCurrent]]
     trends: Trends
-    signals: risk.Overview
+    signals: SignalOverview
 
 
 def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
-    """Today's figures; the at-risk list holds the `at_risk_limit` lowest scores (the KPI counts them all)."""
+    """Today's figures from the day's rollup; the at-risk list holds the `at_risk_limit` lowest current scores
+    (ix_health_current_band_score; the KPI counts them all)."""
     today = today or clock.today()
     ensure_todays_scores(today)
-    stages = dict.fromkeys(metrics.STAGES, 0)
-    bands = dict.fromkeys(metrics.STATUSES, 0)
-    grouped = select(HealthScore.stage, HealthScore.status, func.count()).where(HealthScore.date == today)
-    for stage, band, count in db.session.execute(grouped.group_by(HealthScore.stage, HealthScore.status)):
-        stages[stage] += count
-        bands[band] += count
+    day = rollups.day(today)
+    stages = {stage: day[f"stage:{stage}"] for stage in metrics.STAGES}
+    bands = {band: day[f"band:{band}"] for band in metrics.STATUSES}
     at_risk = db.session.execute(
-        select(Customer, HealthScore)
-        .join(HealthScore, HealthScore.customer_id == Customer.id)
-        .where(HealthScore.date == today, HealthScore.status == "at_risk")
-        .order_by(HealthScore.score, Customer.organization, Customer.id)
+        select(Customer, HealthCurrent)
+        .join(HealthCurrent, HealthCurrent.customer_id == Customer.id)
+        .where(HealthCurrent.band == "at_risk")
+        .order_by(HealthCurrent.score, HealthCurrent.customer_id)
         .limit(at_risk_limit)
     ).all()
     return Dashboard(
-        onboarding=onboarding_summary(),
+        onboarding=onboarding_summary(today),
         at_risk=bands["at_risk"],
         stages=stages,
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],
         trends=trends(today=today),
-        signals=risk.overview(today),
+        signals=signal_overview(today),
     )

@@ -14,7 +14,7 @@ from .. import sql, validation
 from ..health import metrics
 from ..extensions import db
 from ..pages import Page, query_args
-from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthScore, User, format_id, override_in_force
+from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthCurrent, User, format_id, override_in_force
 
 PAGE_SIZE = 50
 SORTS = {
@@ -28,8 +28,8 @@ SORTS = {
     "owner": User.name,
     "status": Customer.status,
     "signup": Customer.signup_date,
-    "score": HealthScore.score,
-    "stage": HealthScore.stage,
+    "score": HealthCurrent.score,
+    "stage": HealthCurrent.stage,
 }
 
 
@@ -121,22 +121,24 @@ def customer_conditions(shape: Filters) -> list:
 
 
 def snapshot_conditions(shape: Filters) -> list:
-    """The WHERE clauses of the filters on today's health snapshot: stage and band."""
+    """The WHERE clauses of the filters on the customer's current health: stage and band."""
     where = []
     if shape.stage:
-        where.append(HealthScore.stage == bindparam("stage"))
+        where.append(HealthCurrent.stage == bindparam("stage"))
     if shape.band:
-        where.append(HealthScore.status == bindparam("band"))
+        where.append(HealthCurrent.band == bindparam("band"))
     return where
 
 
 def conditions(shape: Filters) -> tuple[list, bool]:
-    """The WHERE clauses of the filters, and whether they need today's health snapshot."""
+    """The WHERE clauses of the filters, and whether they need the current health row."""
     on_snapshot = snapshot_conditions(shape)
     return customer_conditions(shape) + on_snapshot, bool(on_snapshot)
 
 
-TODAYS_SCORE = and_(HealthScore.customer_id == Customer.id, HealthScore.date == TODAY)
+# Each customer's current health (their latest snapshot): one row per customer, so joining it costs a key lookup
+# whatever the length of the history, and its statistics do not change with the day's recalculation.
+TODAYS_SCORE = HealthCurrent.customer_id == Customer.id
 
 # Only the owner can be NULL (nobody): nobody sorts last in both directions. The others are NOT NULL, and leaving
 # NULLS LAST off them lets PostgreSQL walk their index backwards for a descending sort.
@@ -151,35 +153,34 @@ def sort_order(shape: Filters) -> list:
             Customer.id.desc() if shape.desc else Customer.id]
 
 
-# Sorts by a column of today's snapshot: the page is read from the snapshots (see ranked_ids_query).
+# Sorts by a column of the current health: the page is read from health_current (see ranked_ids_query).
 SNAPSHOT_SORTS = {"score", "stage"}
 
 
 def ranked_ids_query(shape: Filters) -> Select:
-    """The ids of the matching customers with today's snapshot, in the sort's order. The query reads the day's
-    snapshots (in score order from ix_health_scores_date_score) and checks each one's customer against the filters,
-    so it stops at the page rather than joining and sorting every matching customer first.
+    """The ids of the matching customers with a current health row, in the sort's order. The query reads
+    health_current in score order (ix_health_current_score) and checks each one's customer against the filters, so
+    it stops at the page rather than joining and sorting every matching customer first.
 
     The check is a scalar subquery rather than EXISTS, which PostgreSQL turns into a join: the plan it keeps for a
-    prepared statement, made without the filters' values, then hashed every customer and sorted every snapshot,
-    so it planned each execution afresh instead (a third of the statement's time). A scalar subquery leaves it
-    this one plan. What that costs: a filter few customers match reads many snapshots before the page is full
-    (at 10,000 customers, VIP and churned sorted by health: 4 ms rather than 1.5 ms)."""
+    prepared statement, made without the filters' values, then hashed every customer and sorted every row, so it
+    planned each execution afresh instead. A scalar subquery leaves it this one plan. What that costs: a filter
+    few customers match reads many rows before the page is full."""
     key = SORTS[shape.sort]
-    query = select(HealthScore.customer_id.label("id")).where(HealthScore.date == TODAY, *snapshot_conditions(shape))
+    query = select(HealthCurrent.customer_id.label("id")).where(*snapshot_conditions(shape))
     on_customer = customer_conditions(shape)
     if on_customer:
-        matches = select(true()).where(Customer.id == HealthScore.customer_id, *on_customer)
-        query = query.where(matches.correlate(HealthScore).scalar_subquery())
+        matches = select(true()).where(Customer.id == HealthCurrent.customer_id, *on_customer)
+        query = query.where(matches.correlate(HealthCurrent).scalar_subquery())
     if shape.desc:
-        return query.order_by(key.desc(), HealthScore.customer_id.desc())
-    return query.order_by(key.asc(), HealthScore.customer_id.asc())
+        return query.order_by(key.desc(), HealthCurrent.customer_id.desc())
+    return query.order_by(key.asc(), HealthCurrent.customer_id.asc())
 
 
 def unranked_ids_query(shape: Filters) -> Select:
-    """The ids of the matching customers without today's snapshot, which a snapshot sort shows last."""
-    snapshot = select(HealthScore.id).where(TODAYS_SCORE).exists()
-    query = select(Customer.id).where(*customer_conditions(shape), ~snapshot)
+    """The ids of the matching customers without a health row yet, which a health sort shows last."""
+    scored = select(HealthCurrent.customer_id).where(TODAYS_SCORE).exists()
+    query = select(Customer.id).where(*customer_conditions(shape), ~scored)
     return query.order_by(Customer.id.desc() if shape.desc else Customer.id)
 
 
@@ -189,7 +190,7 @@ def page_ids_query(shape: Filters) -> Select:
     where, needs_health = conditions(shape)
     query = select(Customer.id)
     if needs_health:
-        query = query.join(HealthScore, TODAYS_SCORE)
+        query = query.join(HealthCurrent, TODAYS_SCORE)
     if shape.sort == "owner":
         query = query.outerjoin(User, User.id == Customer.owner_id)
     return query.where(*where).order_by(*sort_order(shape))
@@ -203,7 +204,7 @@ def ids_query(shape: Filters) -> Select:
 class TableRow:
     """One customer as the table shows them: the editable values (named as a Customer names them, the owner as
     owner_name, so the table's written-out cells and the cells macro read the same names), then today's stage,
-    score and band, None without today's snapshot. The band is the team's override while one is in force, and
+    score and band, None before their first snapshot. The band is the team's override while one is in force, and
     `overridden` says so."""
 
     public_id: str
@@ -221,7 +222,7 @@ class TableRow:
 
 
 ROW_COLUMNS = (Customer.id, Customer.organization, Customer.cohort, Customer.industry, Customer.team_size, User.name,
-               Customer.status, Customer.github_username, HealthScore.stage, HealthScore.score, HealthScore.status,
+               Customer.status, Customer.github_username, HealthCurrent.stage, HealthCurrent.score, HealthCurrent.band,
                Assessment.band_override, Assessment.override_until)
 
 
@@ -241,7 +242,7 @@ def count_query(shape: Filters) -> Select:
     where, needs_health = conditions(shape)
     query = select(func.count()).select_from(Customer)
     if needs_health:
-        query = query.join(HealthScore, TODAYS_SCORE)
+        query = query.join(HealthCurrent, TODAYS_SCORE)
     return query.where(*where)
 
 
@@ -249,10 +250,10 @@ def count_query(shape: Filters) -> Select:
 # took SQLAlchemy about as long as the database took to run it.
 @functools.lru_cache(maxsize=512)
 def page_statement(shape: Filters, dialect: str, with_tail: bool = False) -> Select:
-    """The rows of a page in the table's order with their snapshot of today and, in every row, how many rows the
+    """The rows of a page in the table's order with their current health and, in every row, how many rows the
     whole table has. Only the columns the table shows: loading whole Customer, HealthScore and Assessment objects
     took longer than the query itself. `with_tail`: the page goes on past the ranked customers of a snapshot sort
-    with those without today's snapshot, which sort last."""
+    with those without a health row yet, which sort last."""
     ids = ids_query(shape).limit(LIMIT).offset(OFFSET)
     if with_tail:
         rest = unranked_ids_query(shape).limit(TAIL_LIMIT).offset(TAIL_OFFSET)
@@ -260,7 +261,7 @@ def page_statement(shape: Filters, dialect: str, with_tail: bool = False) -> Sel
     key = SORTS[shape.sort]
     return (
         select(count_query(shape).correlate(None).scalar_subquery(), *ROW_COLUMNS)
-        .outerjoin(HealthScore, TODAYS_SCORE)
+        .outerjoin(HealthCurrent, TODAYS_SCORE)
         .outerjoin(Assessment, Assessment.customer_id == Customer.id)
         .outerjoin(User, User.id == Customer.owner_id)
         .where(on_page(ids, dialect))
@@ -271,7 +272,7 @@ def page_statement(shape: Filters, dialect: str, with_tail: bool = False) -> Sel
 
 @functools.lru_cache(maxsize=512)
 def count_statement(shape: Filters, ranked_only: bool = False) -> Select:
-    """How many rows the table has, or with `ranked_only` how many of them have today's snapshot."""
+    """How many rows the table has, or with `ranked_only` how many of them have a health row."""
     return select(func.count()).select_from(ranked_ids_query(shape).subquery()) if ranked_only else count_query(shape)
 
 
@@ -285,11 +286,11 @@ def table_row(row: Row, today: dt.date) -> TableRow:
 
 def paginate(filters: Filters, today: dt.date) -> Page:
     """One page of the table, normally in one statement: a narrow query finds the page's 50 ids (the default sort
-    walks ix_customers_organization_lower and stops at 50, a snapshot sort walks ix_health_scores_date_score), then
+    walks ix_customers_organization_lower and stops at 50, a snapshot sort walks ix_health_current_score), then
     only those rows are joined to their snapshot and owner, and the count rides along. Sorting every matching
     customer joined to all of that before LIMIT/OFFSET made the page slow. A second statement runs only on an
     empty page (for the count, and the last page when the number is past it) and on the page where a snapshot
-    sort reaches the customers without today's snapshot, who follow the ranked ones."""
+    sort reaches the customers without a health row yet, who follow the ranked ones."""
     shape, dialect, params = filters.shape(), sql.dialect(), filters.params(today)
 
     def rows_of(number: int, **tail) -> list[Row]:

@@ -6,6 +6,7 @@ import datetime as dt
 from .. import audit, clock
 from ..extensions import db
 from ..models import Customer, Feedback, Intervention
+from ..health import snapshots
 from ..health.rule_tasks import insert_new
 from .analysis import DETRACTOR_MAX
 
@@ -20,6 +21,8 @@ def record(customer: Customer, values: dict, actor: str, user_id: int | None = N
     audit.created(actor, "feedback", f"{customer.public_id}/{item.id}", user_id)
     if item.nps is not None and item.nps <= DETRACTOR_MAX:
         follow_up(customer, item, actor)
+    if item.nps is not None:  # the detractor signal follows the latest answer
+        snapshots.recalculate([customer.id])
     return item
 
 

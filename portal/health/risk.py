@@ -160,28 +160,3 @@ def detractors(ids: list[int] | None, _today: dt.date, _settings: dict):
     ):
         if nps <= DETRACTOR_MAX:
             yield customer_id, Signal("detractor", f"Answered NPS {nps} on {created_at:%Y-%m-%d}.")
-
-
-@dataclass
-class Overview:
-    """Customers per signal over every active or paused customer, how many have any, and the `listed` of them
-    with the most signals (then by organization)."""
-
-    totals: dict[str, int]
-    signalled: int
-    listed: list[tuple[Customer, list[Signal]]]
-
-
-def overview(today: dt.date | None = None, listed: int = 50) -> Overview:
-    """For the dashboard. Only the listed customers are loaded: with thousands signalled, loading and linking
-    every one of them took most of the dashboard's time, for a list nobody reads to its end."""
-    organizations = dict(db.session.execute(
-        select(Customer.id, func.lower(Customer.organization)).where(Customer.status != "churned")).all())
-    found = {key: raised for key, raised in signals(None, today).items() if key in organizations}
-    totals = dict.fromkeys(KINDS, 0)
-    for raised in found.values():
-        for signal in raised:
-            totals[signal.kind] += 1
-    first = sorted(found, key=lambda key: (-len(found[key]), organizations[key], key))[:listed]
-    customers = {customer.id: customer for customer in db.session.scalars(select(Customer).where(Customer.id.in_(first)))}
-    return Overview(totals, len(found), [(customers[key], found[key]) for key in first])

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 
-from .. import clock
+from .. import clock, sql
 from ..extensions import db
-from ..models import AppSetting, Customer, Engagement, HealthScore, HealthSettings, Onboarding, utcnow
+from ..models import AppSetting, Customer, Engagement, HealthCurrent, HealthScore, HealthSettings, Onboarding, utcnow
 from ..sql import upsert
-from . import metrics
+from . import metrics, risk, rollups
 
 COMPLETED_ON = "health_completed_on"
+# What a snapshot adds to its day's rollup.
+STORED = ("score", "status", "stage", "steps", "signals")
 
 
 NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
@@ -82,6 +84,9 @@ def inputs_statement(scope: str) -> Select:
     if scope != "all":
         totals = totals.where(among(engagement.c.customer_id, scope))
     totals = totals.subquery()
+    # The customer's snapshot of today as it stands, and the day of their current row: what a recalculation
+    # replaces (the rollup takes the difference) and whether it moves the current row.
+    stored, current = HealthScore.__table__.alias("stored"), HealthCurrent.__table__
     query = (
         select(
             customers.c.id,
@@ -89,10 +94,15 @@ def inputs_statement(scope: str) -> Select:
             *(onboarding.c[step] for step in metrics.STEPS),
             *(func.coalesce(totals.c[name], 0).label(name)
               for name in ("issues_tagged", "prs_generated", "prs_merged", "days_active")),
+            stored.c.customer_id.label("stored"),
+            *(stored.c[name].label(f"stored_{name}") for name in STORED),
+            current.c.date.label("current_date"),
         )
         .select_from(customers)
         .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
         .outerjoin(totals, totals.c.customer_id == customers.c.id)
+        .outerjoin(stored, and_(stored.c.customer_id == customers.c.id, stored.c.date == bindparam("today")))
+        .outerjoin(current, current.c.customer_id == customers.c.id)
         .order_by(customers.c.id)
     )
     return query if scope == "all" else query.where(among(customers.c.id, scope))
@@ -108,47 +118,124 @@ def assess(row, weights: metrics.Weights) -> tuple[metrics.Health, dict[str, boo
     return result, steps
 
 
+# Customers recalculated together: each batch locks its customers, writes their snapshots and commits when the
+# health job runs, so a webhook for one of them waits for a batch rather than for everyone.
+BATCH = 500
+
+
 def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
-                settings: HealthSettings | None = None) -> int:
-    """Upsert today's health_scores row for the given customers (all when None); returns how many.
+                settings: HealthSettings | None = None, commit_each: bool = False) -> int:
+    """Upsert today's health_scores row for the given customers (all when None), with their current row and the
+    day's rollup; returns how many. Customers go in batches of BATCH; with commit_each every batch is committed
+    (the health job), otherwise the caller commits once.
 
     settings: current_settings() read earlier by a caller that holds row locks meanwhile.
     """
     today = today or clock.today()
     settings = settings or current_settings()
     weights = weights_of(settings)
+    done = 0
+    for batch in batches(customer_ids):
+        done += recalculate_batch(batch, today, settings, weights)
+        if commit_each:
+            db.session.commit()
+    if customer_ids is None:
+        upsert(AppSetting.__table__, [{"key": COMPLETED_ON, "value": today.isoformat(), "updated_at": utcnow(),
+                                       "updated_by": "health"}], ["key"], replace=["value", "updated_at"])
+        if commit_each:
+            db.session.commit()
+    return done
+
+
+def batches(customer_ids: Iterable[int] | None) -> Iterator[list[int]]:
+    """The customers in batches of BATCH: the given ones, or every customer in id order (read a batch at a time,
+    so customers added meanwhile are included)."""
+    if customer_ids is not None:
+        ids = sorted(set(customer_ids))
+        for start in range(0, len(ids), BATCH):
+            yield ids[start:start + BATCH]
+        return
+    last = 0
+    while True:
+        batch = db.session.scalars(select(Customer.id).where(Customer.id > last).order_by(Customer.id)
+                                   .limit(BATCH)).all()
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
+
+
+def lock(ids: list[int]) -> None:
+    """Lock the customers (FOR NO KEY UPDATE: inserts that refer to them go on) before reading their inputs and
+    today's snapshot, so that of two recalculations of a customer the second reads what the first wrote: the
+    rollup takes the difference from it. SQLite has one writer at a time and needs no lock."""
+    if sql.dialect() == "postgresql":
+        db.session.execute(lock_statement(scope_of(ids)), inputs_params(clock.today(), 1, ids))
+
+
+@functools.cache
+def lock_statement(scope: str) -> Select:
+    return (select(Customer.__table__.c.id).where(among(Customer.__table__.c.id, scope)).order_by(Customer.__table__.c.id)
+            .with_for_update(key_share=True))
+
+
+def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights) -> int:
+    lock(ids)
+    raised = risk.signals(ids, today)
     calculated_at = utcnow()
-    rows = []
-    ids = list(customer_ids) if customer_ids is not None else None
+    rows, current = [], []
     statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)
     for row in db.session.execute(statement, params):
         result, steps = assess(row, weights)
-        rows.append(
-            {
-                "customer_id": row.id,
-                "date": today,
-                "score": result.score,
-                "status": result.status,
-                "stage": metrics.lifecycle_stage(steps, row.status),
-                "onboarding_component": result.onboarding,
-                "activity_component": result.activity,
-                "success_component": result.success,
-                "volume_component": result.volume,
-                "onboarding_percent": metrics.onboarding_percent(sum(steps.values())),
-                "days_active": int(row.days_active),
-                "success_rate": metrics.success_rate(int(row.prs_merged), int(row.prs_generated)),
-                "prs_generated": int(row.prs_generated),
-                "prs_merged": int(row.prs_merged),
-                "settings_version": settings.version,
-                "calculated_at": calculated_at,
-            }
-        )
+        kinds = [signal.kind for signal in raised.get(row.id, [])]
+        snapshot = {
+            "customer_id": row.id,
+            "date": today,
+            "score": result.score,
+            "status": result.status,
+            "stage": metrics.lifecycle_stage(steps, row.status),
+            "onboarding_component": result.onboarding,
+            "activity_component": result.activity,
+            "success_component": result.success,
+            "volume_component": result.volume,
+            "onboarding_percent": metrics.onboarding_percent(sum(steps.values())),
+            "days_active": int(row.days_active),
+            "success_rate": metrics.success_rate(int(row.prs_merged), int(row.prs_generated)),
+            "prs_generated": int(row.prs_generated),
+            "prs_merged": int(row.prs_merged),
+            "settings_version": settings.version,
+            "calculated_at": calculated_at,
+            "steps": rollups.step_mask(steps),
+            "signals": rollups.signal_mask(kinds),
+        }
+        rows.append(snapshot)
+        rollups.record(today, {name: getattr(row, f"stored_{name}") for name in STORED} if row.stored else None,
+                       snapshot)
+        if row.current_date is None or row.current_date <= today:
+            current.append({"customer_id": row.id, "date": today, "score": snapshot["score"],
+                            "band": snapshot["status"], "stage": snapshot["stage"], "signals": snapshot["signals"],
+                            "signal_count": len(set(kinds))})
     keys = ("customer_id", "date")
     upsert(HealthScore.__table__, rows, keys, replace=[name for name in rows[0] if name not in keys] if rows else [])
-    if customer_ids is None:
-        upsert(AppSetting.__table__, [{"key": COMPLETED_ON, "value": today.isoformat(), "updated_at": calculated_at,
-                                       "updated_by": "health"}], ["key"], replace=["value", "updated_at"])
+    upsert(HealthCurrent.__table__, current, ("customer_id",),
+           replace=("date", "score", "band", "stage", "signals", "signal_count"))
     return len(rows)
+
+
+def refresh(today: dt.date | None = None) -> int:
+    """The health job: recalculate the customers whose snapshot of today is missing or stale, committing each
+    batch. On a day's first run (or after a settings change that was not recalculated) that is everyone; later
+    runs find only the customers no change has recalculated yet, through the (customer_id, date) index, since
+    every change recalculates the customers it touches as it is saved."""
+    today = today or clock.today()
+    settings = current_settings()
+    if completed_on() != today:
+        return recalculate(today=today, settings=settings, commit_each=True)
+    stale = db.session.scalars(
+        select(Customer.id).where(~select(HealthScore.id).where(
+            HealthScore.customer_id == Customer.id, HealthScore.date == today,
+            HealthScore.settings_version == settings.version).exists())).all()
+    return recalculate(stale, today, settings, commit_each=True) if stale else 0
 
 
 def completed_on() -> dt.date | None:

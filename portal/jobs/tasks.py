@@ -21,8 +21,7 @@ def as_counts(result: Any, name: str) -> dict[str, int]:
 
 def recalculate_health(context: Context) -> dict[str, int]:
     context.progress(0, 1)
-    customers = snapshots.recalculate(today=context.today)
-    return {"customers": customers}
+    return {"customers": snapshots.refresh(context.today)}
 
 
 def deliver_emails(context: Context) -> dict[str, int]:
@@ -75,7 +74,8 @@ def erase_churned(context: Context) -> dict[str, int]:
 
 
 STANDARD_JOBS = [
-    Job("health", "Recalculate every customer's health score; the first run after midnight starts the day's snapshot.",
+    Job("health", "Recalculate the health scores no change has recalculated yet: everyone on the day's first run "
+        "(the day's snapshot), in batches.",
         "Every hour at :05", {"minute": 5}, recalculate_health),
     Job("deliver_emails", "Send the queued emails that are due, with retries and back-off.",
         "Every minute", {"minute": "*"}, deliver_emails, timeout=dt.timedelta(minutes=10)),

@@ -1,0 +1,142 @@
+"""Daily rollups: each day's figures over that day's snapshots, kept current as the snapshots change.
+
+A day's rollup is a handful of measures (health_rollups rows): how many customers have a snapshot that day, the
+sum of their scores, the count in each band and stage, the count with each onboarding step done and with each
+risk signal raised. Every recalculation adds to it what it changed (the new snapshot's measures minus the one it
+replaced), so the dashboard and the trends read a few rows whatever the number of customers.
+
+The additions of a transaction are gathered in the session and written just before it commits, each row in the
+same order: concurrent recalculations then hold a rollup row only while committing, and never wait on each other
+in a cycle. rebuild() recounts a day from its snapshots (after a migration, a backfill, or to check).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Iterable, Mapping
+
+from sqlalchemy import delete, func, select
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from ..extensions import db
+from ..models import HealthRollup, HealthScore
+from ..sql import upsert
+from . import metrics, risk
+
+PENDING = "portal.rollup_changes"
+COMPLETE_STEPS = (1 << len(metrics.STEPS)) - 1
+
+
+def step_mask(steps: Mapping[str, bool]) -> int:
+    return sum(1 << index for index, step in enumerate(metrics.STEPS) if steps[step])
+
+
+def signal_mask(kinds: Iterable[str]) -> int:
+    return sum(1 << risk.KINDS.index(kind) for kind in set(kinds))
+
+
+def kinds_of(mask: int) -> list[str]:
+    return [kind for index, kind in enumerate(risk.KINDS) if mask & (1 << index)]
+
+
+def measures(score: int, band: str, stage: str, steps: int, signals: int, customers: int = 1) -> Counter:
+    """What `customers` snapshots with these values add to their day's rollup. Signals count only for customers
+    not churned, as the dashboard shows them."""
+    found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
+                     f"stage:{stage}": customers})
+    for index, step in enumerate(metrics.STEPS):
+        if steps & (1 << index):
+            found[f"step:{step}"] += customers
+    if steps == COMPLETE_STEPS:
+        found["completed"] += customers
+    if signals and stage != "churned":
+        found["signalled"] += customers
+        for kind in kinds_of(signals):
+            found[f"signal:{kind}"] += customers
+    return found
+
+
+def record(day: dt.date, old: Mapping | None, new: Mapping) -> None:
+    """Note in the session that a snapshot of `day` went from `old` (None: there was none) to `new`; both hold
+    score, status, stage, steps and signals. Written when the transaction commits."""
+    changes = db.session.info.setdefault(PENDING, Counter())
+    for measure, value in measures(new["score"], new["status"], new["stage"], new["steps"], new["signals"]).items():
+        changes[(day, measure)] += value
+    if old is not None:
+        for measure, value in measures(old["score"], old["status"], old["stage"], old["steps"], old["signals"]).items():
+            changes[(day, measure)] -= value
+
+
+@event.listens_for(Session, "before_commit")
+def write_changes(session: Session) -> None:
+    changes = session.info.pop(PENDING, None)
+    if not changes:
+        return
+    rows = [{"date": day, "measure": measure, "value": value}
+            for (day, measure), value in sorted(changes.items()) if value]
+    if rows:
+        upsert(HealthRollup.__table__, rows, ("date", "measure"), add=("value",))
+
+
+@event.listens_for(Session, "after_rollback")
+def forget_changes(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+def day(on: dt.date) -> Counter:
+    """The measures of one day (a missing measure is 0), with this transaction's changes."""
+    write_changes(db.session())
+    return Counter(dict(db.session.execute(
+        select(HealthRollup.measure, HealthRollup.value).where(HealthRollup.date == on)).all()))
+
+
+def days(first: dt.date, last: dt.date, names: Iterable[str]) -> dict[dt.date, Counter]:
+    """Some measures of each day from first to last that has a rollup, with this transaction's changes."""
+    write_changes(db.session())
+    found: dict[dt.date, Counter] = {}
+    for on, measure, value in db.session.execute(
+            select(HealthRollup.date, HealthRollup.measure, HealthRollup.value)
+            .where(HealthRollup.date.between(first, last), HealthRollup.measure.in_(list(names)))):
+        found.setdefault(on, Counter())[measure] = value
+    return found
+
+
+def counted(first: dt.date | None = None, last: dt.date | None = None) -> dict[dt.date, Counter]:
+    """The rollups of the days from first to last (every day when None) counted afresh from their snapshots, in
+    one grouped query: snapshots alike in band, stage, steps and signals are counted together."""
+    query = (select(HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals,
+                    func.count(), func.sum(HealthScore.score))
+             .group_by(HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals))
+    if first is not None:
+        query = query.where(HealthScore.date >= first)
+    if last is not None:
+        query = query.where(HealthScore.date <= last)
+    found: dict[dt.date, Counter] = {}
+    for on, band, stage, steps, signals, count, total in db.session.execute(query):
+        day_measures = found.setdefault(on, Counter())
+        day_measures.update(measures(0, band, stage, steps, signals, count))
+        day_measures["score_total"] += int(total)
+    return found
+
+
+def rebuild(first: dt.date | None = None, last: dt.date | None = None) -> int:
+    """Replace the rollups of the days from first to last (every day when None) by a count of their snapshots;
+    returns how many days. The caller commits."""
+    db.session.info.pop(PENDING, None)
+    recount = counted(first, last)
+    removal = delete(HealthRollup)
+    if first is not None:
+        removal = removal.where(HealthRollup.date >= first)
+    if last is not None:
+        removal = removal.where(HealthRollup.date <= last)
+    db.session.execute(removal)
+    rows = [{"date": on, "measure": measure, "value": value}
+            for on, day_measures in sorted(recount.items()) for measure, value in sorted(day_measures.items()) if value]
+    for start in range(0, len(rows), 5000):
+        db.session.execute(HealthRollup.__table__.insert(), rows[start:start + 5000])
+    return len(recount)
+
+
+def rebuild_all() -> int:
+    return rebuild()
