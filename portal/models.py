@@ -342,6 +342,8 @@ class EmailNotification(db.Model):
         CheckConstraint(f"channel IS NULL OR {one_of('channel', EMAIL_CHANNELS)}", name="channel"),
         CheckConstraint("attempts >= 0", name="attempts_positive"),
         Index("ix_email_notifications_status_next", "status", "next_attempt_at"),
+        # A customer's emails of one kind since a moment (re-engagement's one per 14 days) in one probe.
+        Index("ix_email_notifications_customer_kind_queued", "customer_id", "kind", "queued_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -377,6 +379,10 @@ class EmailNotification(db.Model):
         if self.status != "queued" or self.sending_at is None:
             return self.status
         return "sending" if self.claimed_until is not None and self.claimed_until >= now else "sending (interrupted)"
+
+
+# Erasure finds the emails sent to an address whatever its letter case.
+Index("ix_email_notifications_recipient_lower", func.lower(EmailNotification.recipient))
 
 
 class Feedback(db.Model):

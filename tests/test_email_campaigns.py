@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from portal import batches
 from portal.health import settings, snapshots
 from portal.customers import service
 from portal.emails import campaigns, delivery
@@ -147,3 +148,46 @@ def test_reengagement_days_is_a_setting(ctx):
     settings.update({"reengagement_days": "5"}, "test")
     db.session.commit()
     assert campaigns.queue_reengagement(dt.date(2026, 11, 25)) == 1
+
+
+def test_batches_of_customers_queue_what_one_batch_does_and_a_rerun_queues_nothing(ctx, monkeypatch):
+    """Seven customers two at a time: the same summaries, digest and re-engagements as all at once, and a second
+    run adds none. The digest names the first two who moved into at risk, found across batches."""
+    add_user("lead@example.com", "Lea Lead", "member")
+    people = [add(f"p{number}", status="churned" if number == 6 else "active",
+                  unsubscribed_at=LATER if number == 7 else None) for number in range(1, 8)]
+    for number, person in enumerate(people, 1):
+        for day, status in ((dt.date(2026, 11, 20), "healthy" if number % 2 else "at_risk"),
+                            (dt.date(2026, 11, 27), "at_risk" if number in (1, 3, 4, 5) else "healthy")):
+            db.session.add(HealthScore(customer_id=person.id, date=day, score=40 + number, status=status,
+                                       stage="onboarding", onboarding_component=Decimal(0),
+                                       activity_component=Decimal(0), success_component=Decimal(0),
+                                       volume_component=Decimal(0), onboarding_percent=0, days_active=0,
+                                       success_rate=0, prs_generated=0, prs_merged=0,
+                                       settings_version=snapshots.current_settings().version))
+        if number <= 4:
+            engage(person, dt.date(2026, 11, 24), issues_tagged=number, prs_generated=number, prs_merged=1)
+    db.session.commit()
+    monkeypatch.setattr(campaigns, "LISTED", 2)
+
+    def run() -> tuple[int, int, int]:
+        return (campaigns.queue_weekly_summaries(MONDAY), campaigns.queue_team_digest(MONDAY),
+                campaigns.queue_reengagement(MONDAY))
+
+    def queued() -> list[tuple]:
+        db.session.expire_all()
+        return [(email.dedupe_key, email.recipient, email.customer_id, email.payload) for email in db.session.scalars(
+            select(EN).where(EN.kind != "milestone").order_by(EN.dedupe_key))]
+
+    monkeypatch.setattr(batches, "BATCH", 2)
+    assert run() == (5, 1, 1)
+    in_batches = queued()
+    assert run() == (0, 0, 0)
+    db.session.execute(delete(EN).where(EN.kind != "milestone"))
+    db.session.commit()
+    monkeypatch.setattr(batches, "BATCH", 1000)
+    assert run() == (5, 1, 1)
+    assert queued() == in_batches
+    [digest] = of_kind("team_digest")
+    assert digest.payload["at_risk"] == [[people[0].public_id, "P1"], [people[2].public_id, "P3"]]
+    assert [email.customer_id for email in of_kind("reengagement")] == [people[4].id]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
+from portal import batches
 from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
@@ -129,3 +130,28 @@ def test_the_run_counts_its_tasks_with_a_fixed_number_of_queries(ctx, owner):
     assert db.session.scalar(select(func.count(Intervention.id))) == 4
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO INTERVENTIONS")]
     assert len(inserts) == 1, statements
+
+
+def test_batches_of_customers_give_the_tasks_one_batch_gives_and_a_rerun_gives_none(ctx, owner, monkeypatch):
+    """Seven customers two at a time: those who moved into at risk get the same tasks as when all are read at once,
+    and a second run, with the tasks pending, gives none."""
+    for number in range(1, 8):
+        item = customer(number, healthy_today=number == 4, owner=owner if number != 5 else None)
+        snapshot(item, 1 + number % 3, "at_risk" if number == 6 else "healthy", 70 + number)
+    db.session.commit()
+
+    def given() -> list[tuple]:
+        db.session.expire_all()
+        return [(task.customer_id, task.title, task.body, task.due_date, task.assignee_id) for task in tasks()]
+
+    monkeypatch.setattr(batches, "BATCH", 2)
+    run_playbook()
+    in_batches = given()
+    assert [row[0] for row in in_batches] == [1, 2, 3, 5, 7]
+    run_playbook()
+    assert given() == in_batches
+    db.session.execute(delete(Intervention))
+    db.session.commit()
+    monkeypatch.setattr(batches, "BATCH", 1000)
+    run_playbook()
+    assert given() == in_batches

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import event, func, select, text
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import IntegrityError
+from portal import batches
 from portal.health import settings, snapshots
 from portal.customers import service as customers
 from portal.extensions import db
@@ -321,3 +322,38 @@ def test_the_upgrade_cancels_all_but_the_oldest_of_duplicate_pending_tasks(datab
             statuses = connection.execute(text("SELECT status FROM interventions ORDER BY id")).scalars().all()
         assert statuses == ["snoozed", "cancelled", "cancelled", "open", "done"]
         db.engine.dispose()
+
+
+def test_batches_of_customers_start_what_one_batch_starts_within_the_cap_and_a_rerun_starts_none(ctx, owner,
+                                                                                                monkeypatch):
+    """Seven customers two at a time: the cap of 3 per owner is carried from batch to batch, so the same customers
+    are started (by id) and skipped as when all are read at once; a second run starts none."""
+    settings.update({"playbook_daily_cap": "3"}, "Ada")
+    other = add_user(email="sam@example.com", name="Sam Lee", role="member")
+    for number in range(1, 8):
+        customer(number, owner=other if number == 4 else owner, band="healthy" if number == 2 else "at_risk")
+    book = playbook()
+    db.session.commit()
+
+    def started() -> list[tuple]:
+        db.session.expire_all()
+        return db.session.execute(select(Intervention.customer_id, Intervention.kind, Intervention.title)
+                                  .order_by(Intervention.customer_id, Intervention.kind)).all()
+
+    def emails() -> list[tuple]:
+        return db.session.execute(select(EmailNotification.customer_id, EmailNotification.subject)
+                                  .where(EmailNotification.kind == "playbook").order_by(EmailNotification.customer_id)).all()
+
+    monkeypatch.setattr(batches, "BATCH", 2)
+    result = service.start(book, NOW, "Ada", commit_batches=True)
+    assert (result.created, result.skipped) == (4, {"Olive Owner": 2})
+    in_batches, sent = started(), emails()
+    assert sorted({row[0] for row in in_batches}) == [1, 3, 4, 5]
+    assert [row[0] for row in sent] == [1, 3, 4, 5]
+    assert service.start(book, NOW, "Ada").created == 0
+    db.session.execute(delete(Intervention))
+    db.session.execute(delete(EmailNotification).where(EmailNotification.kind == "playbook"))
+    db.session.commit()
+    monkeypatch.setattr(batches, "BATCH", 1000)
+    assert service.start(book, NOW, "Ada").created == 4
+    assert started() == in_batches and emails() == sent

@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import escape
 from sqlalchemy import String, cast, func, literal, or_, select, update
 
-from .. import audit, clock
+from .. import audit, batches, clock
 from ..extensions import db
 from ..models import (
     PUBLIC_ID_OFFSET, Assessment, AuditLog, Customer, EmailNotification, Event, Feedback, Intervention, Onboarding,
@@ -138,13 +138,13 @@ def scrub_audit(customer: Customer, known: list[str], email_ids: list[int], even
 
 def churned_since(customer_ids: list[int] | None = None) -> dict[int, dt.datetime]:
     """When each churned, not yet erased customer churned: its last audited change of status to churned, or its
-    creation when it was created churned (an import)."""
-    changed = (select(AuditLog.record_id, func.max(AuditLog.created_at).label("at"))
-               .where(AuditLog.table_name == "customers", AuditLog.field == "status", AuditLog.new_value == "churned")
-               .group_by(AuditLog.record_id).subquery())
+    creation when it was created churned (an import). Each customer's change is probed among its own audit rows
+    (the (table_name, record_id) index), not grouped over every status change ever audited."""
     public_id = literal(Customer.PREFIX, String) + cast(Customer.id + PUBLIC_ID_OFFSET, String)
-    statement = (select(Customer.id, Customer.created_at, changed.c.at)
-                 .outerjoin(changed, changed.c.record_id == public_id)
+    changed = (select(func.max(AuditLog.created_at))
+               .where(AuditLog.table_name == "customers", AuditLog.record_id == public_id, AuditLog.field == "status",
+                      AuditLog.new_value == "churned").scalar_subquery())
+    statement = (select(Customer.id, Customer.created_at, changed.label("at"))
                  .where(Customer.status == "churned", Customer.erased_at.is_(None)))
     if customer_ids is not None:
         statement = statement.where(Customer.id.in_(customer_ids))
@@ -153,11 +153,17 @@ def churned_since(customer_ids: list[int] | None = None) -> dict[int, dt.datetim
 
 
 def erase_churned(days: int, actor: str, now: dt.datetime | None = None) -> int:
-    """The retention rule: erase every customer churned more than `days` days ago; 0 turns it off."""
+    """The retention rule: erase every customer churned more than `days` days ago; 0 turns it off.
+
+    BATCH customers at a time, each batch committed: an erased customer is left out of the next run, so a run that
+    stops half-way leaves whole batches erased and the next run erases the rest."""
     if days <= 0:
         return 0
     limit = (now or clock.now()) - dt.timedelta(days=days)
     due = sorted(key for key, since in churned_since().items() if since <= limit)
-    for customer in db.session.scalars(select(Customer).where(Customer.id.in_(due)).order_by(Customer.id)):
-        erase(customer, actor, reason=f"personal data erased: churned more than {days} days ago")
+    for start in range(0, len(due), batches.BATCH):
+        chosen = select(Customer).where(Customer.id.in_(due[start:start + batches.BATCH])).order_by(Customer.id)
+        for customer in db.session.scalars(chosen).all():
+            erase(customer, actor, reason=f"personal data erased: churned more than {days} days ago")
+        db.session.commit()
     return len(due)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, exists, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, exists, select
 
 from .. import analytics, audit
+from ..batches import id_ranges, latest
 from ..health import explain, metrics, snapshots
 from ..extensions import db
 from ..models import Customer, HealthScore, Intervention, format_id, utcnow
@@ -18,25 +18,36 @@ ACTOR = "at-risk playbook"
 DUE_IN = dt.timedelta(days=2)
 
 
-def newly_at_risk(today: dt.date) -> Select:
-    """(customer, today's snapshot, previous snapshot) for each active customer at risk today whose previous
-    snapshot was in another band and who has no pending playbook task. A customer with no earlier snapshot has
-    not moved, so is left out. One query, whose cost follows today's at-risk customers rather than the history:
-    each one's previous snapshot is the latest before today, found backwards through the (customer_id, date)
-    unique index instead of grouping every earlier snapshot of every customer."""
-    current, previous, earlier = aliased(HealthScore), aliased(HealthScore), aliased(HealthScore)
-    previous_date = (select(func.max(earlier.date)).where(earlier.customer_id == current.customer_id,
-                                                          earlier.date < today)
-                     .correlate(current).scalar_subquery())
+def newly_at_risk(today: dt.date, low: int, high: int) -> Select:
+    """(customer id, today's snapshot id, previous snapshot id) for each active customer with an id from low to
+    high, at risk today, whose previous snapshot was in another band and who has no pending playbook task. A
+    customer with no earlier snapshot has not moved, so is left out.
+
+    Each customer's snapshots are probed backwards through the (customer_id, date) unique index (portal.batches):
+    today's is their latest up to today when it is dated today, the previous one their latest before today."""
+    current = latest(HealthScore.id, through=today)
     pending = exists().where(Intervention.customer_id == Customer.id, Intervention.rule == RULE,
-                             Intervention.status.in_(PENDING))
+                             Intervention.kind == "task", Intervention.status.in_(PENDING))
     return (
-        select(Customer, current, previous)
-        .join(current, and_(current.customer_id == Customer.id, current.date == today))
-        .join(previous, and_(previous.customer_id == current.customer_id, previous.date == previous_date))
-        .where(Customer.status == "active", current.status == "at_risk", previous.status != "at_risk", ~pending)
+        select(Customer.id, current.label("current"), latest(HealthScore.id, before=today).label("previous"))
+        .where(Customer.id.between(low, high), Customer.status == "active",
+               latest(HealthScore.date, through=today) == today,
+               latest(HealthScore.status, through=today) == "at_risk",
+               latest(HealthScore.status, before=today) != "at_risk", ~pending)
         .order_by(Customer.id)
     )
+
+
+def moved(today: dt.date, low: int, high: int) -> list[tuple[Customer, HealthScore, HealthScore]]:
+    """newly_at_risk's customers and snapshots, loaded by primary key."""
+    found = db.session.execute(newly_at_risk(today, low, high)).all()
+    if not found:
+        return []
+    customers = {customer.id: customer for customer in db.session.scalars(
+        select(Customer).where(Customer.id.in_([key for key, _, _ in found])))}
+    snaps = {snap.id: snap for snap in db.session.scalars(
+        select(HealthScore).where(HealthScore.id.in_([key for _, *pair in found for key in pair])))}
+    return [(customers[key], snaps[current], snaps[previous]) for key, current, previous in found]
 
 
 def task_for(customer: Customer, current: HealthScore, previous: HealthScore, weights: metrics.Weights) -> dict:
@@ -60,15 +71,18 @@ def task_for(customer: Customer, current: HealthScore, previous: HealthScore, we
 
 
 def run(context: Context) -> dict[str, int]:
+    """Batch by batch of customers, each batch's tasks inserted in one statement and committed: the partial
+    unique index refuses a second pending task, so a run that stops half-way and runs again creates each task
+    once, and the session holds one batch at a time."""
     analytics.ensure_todays_scores(context.today)
-    rows = db.session.execute(newly_at_risk(context.today)).all()
-    context.progress(0, len(rows))
     weights = snapshots.weights_of(snapshots.current_settings())
-    tasks = [task_for(customer, current, previous, weights) for customer, current, previous in rows]
-    if not tasks:
-        return {"tasks": 0}
-    # One INSERT for all the tasks; the ids come back for the audit log.
-    created = insert_new(tasks)
-    for task_id, customer_id in created:
-        audit.created(ACTOR, "interventions", f"{format_id(Customer.PREFIX, customer_id)}/{task_id}")
-    return {"tasks": len(created)}
+    created = 0
+    for low, high in id_ranges(progress=context.progress):
+        tasks = [task_for(customer, current, previous, weights) for customer, current, previous
+                 in moved(context.today, low, high)]
+        # The ids come back for the audit log.
+        for task_id, customer_id in insert_new(tasks):
+            audit.created(ACTOR, "interventions", f"{format_id(Customer.PREFIX, customer_id)}/{task_id}")
+            created += 1
+        db.session.commit()
+    return {"tasks": created}

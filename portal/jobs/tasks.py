@@ -34,14 +34,14 @@ def deliver_emails(context: Context) -> dict[str, int]:
 def weekly_emails(context: Context) -> dict[str, int]:
     from ..emails import campaigns
 
-    return {**as_counts(campaigns.queue_weekly_summaries(context.today), "summaries"),
+    return {**as_counts(campaigns.queue_weekly_summaries(context.today, context.progress), "summaries"),
             **as_counts(campaigns.queue_team_digest(context.today), "digests")}
 
 
 def reengagement(context: Context) -> dict[str, int]:
     from ..emails import campaigns
 
-    return as_counts(campaigns.queue_reengagement(context.today), "queued")
+    return as_counts(campaigns.queue_reengagement(context.today, context.progress), "queued")
 
 
 def churn_model(context: Context) -> dict[str, int]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, exists, func, select
 
 from .. import audit, clock
+from ..batches import id_ranges, latest
 from ..health import risk, settings
 from ..emails import outbox
 from ..extensions import db
@@ -29,18 +30,20 @@ class RunResult:
         return {"day": day.isoformat(), "created": self.created, "skipped": self.skipped, "cap": self.cap}
 
 
-def eligible(playbook: Playbook, today: dt.date) -> Select:
-    """(customer, today's snapshot) of the active customers meeting the condition, with no pending task of the
-    playbook. Only a first sieve: the database's unique index is what refuses a second task."""
+def eligible(playbook: Playbook, today: dt.date, low: int, high: int) -> Select:
+    """(customer id, id of today's snapshot) of the active customers with an id from low to high who meet the
+    customer's side of the condition, have today's snapshot and no pending task of the playbook. Only a first
+    sieve: the database's unique index is what refuses a second task. Today's snapshot is probed through the
+    (customer_id, date) index (portal.batches)."""
     condition = playbook.condition or {}
     pending = exists().where(Intervention.customer_id == Customer.id, Intervention.rule == playbook.rule,
                              Intervention.kind == "task", Intervention.status.in_(PENDING))
-    query = (select(Customer, HealthScore)
-             .join(HealthScore, and_(HealthScore.customer_id == Customer.id, HealthScore.date == today))
-             .where(Customer.status == "active", ~pending).order_by(Customer.id))
-    for key, column in (("bands", HealthScore.status), ("stages", HealthScore.stage), ("cohorts", Customer.cohort)):
-        if condition.get(key):
-            query = query.where(column.in_(condition[key]))
+    query = (select(Customer.id, latest(HealthScore.id, through=today).label("snapshot"))
+             .where(Customer.id.between(low, high), Customer.status == "active",
+                    latest(HealthScore.date, through=today) == today, ~pending)
+             .order_by(Customer.id))
+    if condition.get("cohorts"):
+        query = query.where(Customer.cohort.in_(condition["cohorts"]))
     if condition.get("min_days") is not None:
         query = query.where(Customer.signup_date <= today - dt.timedelta(days=condition["min_days"]))
     if condition.get("max_days") is not None:
@@ -48,9 +51,20 @@ def eligible(playbook: Playbook, today: dt.date) -> Select:
     return query
 
 
-def candidates(playbook: Playbook, today: dt.date) -> list[tuple[Customer, HealthScore]]:
-    rows = db.session.execute(eligible(playbook, today)).all()
-    signal = (playbook.condition or {}).get("signal")
+def candidates(playbook: Playbook, today: dt.date, low: int, high: int) -> list[tuple[Customer, HealthScore]]:
+    """(customer, today's snapshot) of those who qualify among the ids from low to high, by id; the snapshots are
+    read by primary key, and the band and stage checked on them."""
+    condition = playbook.condition or {}
+    snapshot_ids = [snapshot for _, snapshot in db.session.execute(eligible(playbook, today, low, high))]
+    if not snapshot_ids:
+        return []
+    query = (select(Customer, HealthScore).join(HealthScore, HealthScore.customer_id == Customer.id)
+             .where(HealthScore.id.in_(snapshot_ids)).order_by(Customer.id))
+    for key, column in (("bands", HealthScore.status), ("stages", HealthScore.stage)):
+        if condition.get(key):
+            query = query.where(column.in_(condition[key]))
+    rows = db.session.execute(query).all()
+    signal = condition.get("signal")
     if signal and rows:
         raised = risk.signals([customer.id for customer, _ in rows], today)
         rows = [row for row in rows if any(item.kind == signal for item in raised.get(row[0].id, []))]
@@ -93,35 +107,56 @@ def step_rows(playbook: Playbook, customer: Customer, snapshot: HealthScore, own
     return rows
 
 
-def queue_email_step(customer: Customer, step: dict, task_id: int) -> None:
-    """Hand a playbook's email (step with its subject and text already filled in) to the outbox, once per start
-    of the playbook for this customer (the start's task names it); the outbox's suppression rules still apply."""
-    outbox.queue_rows([{"customer_id": customer.id, "kind": "playbook", "recipient": customer.email,
-                        "dedupe_key": f"playbook:{customer.public_id}:task{task_id}",
-                        "payload": {"subject": step["subject"], "text": step["text"]}}])
+def email_step_row(customer: Customer, step: dict, task_id: int) -> dict:
+    """A playbook's email (step with its subject and text already filled in) for the outbox, once per start of the
+    playbook for this customer (the start's task names it); the outbox's suppression rules still apply."""
+    return {"customer_id": customer.id, "kind": "playbook", "recipient": customer.email,
+            "dedupe_key": f"playbook:{customer.public_id}:task{task_id}",
+            "payload": {"subject": step["subject"], "text": step["text"]}}
 
 
-def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None) -> RunResult:
-    """Start the playbook for every customer who qualifies on now's day, within each owner's daily cap."""
-    if not playbook.steps or playbook.steps[0]["kind"] != "task":
-        raise ValueError("a playbook's first step is its task: the no-duplicate rule and the lift count on it")
-    today = clock.local_date(now)
-    rows = candidates(playbook, today)
-    cap = settings.get("playbook_daily_cap")
-    owners = dict(db.session.execute(select(User.id, User.name)).all())
-    allocation = rules.within_cap(((row, row[0].owner_id) for row in rows), tasks_given_today(today), cap)
+def create(playbook: Playbook, chosen: list, owners: dict, now: dt.datetime, actor: str,
+           user_id: int | None) -> int:
+    """The interventions of the chosen (customer, snapshot) pairs, their emails and audit rows; how many started."""
     planned = {customer.id: (customer, step_rows(playbook, customer, snapshot, owners.get(customer.owner_id, ""), now))
-               for customer, snapshot in allocation.chosen}
+               for customer, snapshot in chosen}
     created = insert_new([steps[0] for _, steps in planned.values()])
     insert_new([row for _, customer_id in created for row in planned[customer_id][1][1:]])
+    emails = []
     for task_id, customer_id in created:
         customer, steps = planned[customer_id]
         audit.created(actor, "interventions", f"{customer.public_id}/{task_id}", user_id)
-        for row in steps[1:]:
-            if row["kind"] == "email":
-                queue_email_step(customer, {"subject": row["title"], "text": row["body"]}, task_id)
-    result = RunResult(len(created), {owners.get(owner, UNASSIGNED): count
-                                      for owner, count in allocation.skipped.items()}, cap)
+        emails += [email_step_row(customer, {"subject": row["title"], "text": row["body"]}, task_id)
+                   for row in steps[1:] if row["kind"] == "email"]
+    outbox.queue_rows(emails)
+    return len(created)
+
+
+def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None = None,
+          commit_batches: bool = False) -> RunResult:
+    """Start the playbook for every customer who qualifies on now's day, within each owner's daily cap, in order
+    of customer id: batch by batch of customers (portal.batches), the cap carried from one batch to the next.
+
+    commit_batches (the daily job) commits each batch: the unique index refuses a second pending task and the cap
+    counts the tasks already given today, so a run that stops half-way and runs again starts each customer once,
+    within the cap, and the session holds one batch at a time. Otherwise the caller commits the whole start."""
+    if not playbook.steps or playbook.steps[0]["kind"] != "task":
+        raise ValueError("a playbook's first step is its task: the no-duplicate rule and the lift count on it")
+    today = clock.local_date(now)
+    cap = settings.get("playbook_daily_cap")
+    owners = dict(db.session.execute(select(User.id, User.name)).all())
+    given, skipped, result = tasks_given_today(today), {}, RunResult(cap=cap)
+    for low, high in id_ranges():
+        allocation = rules.within_cap(((row, row[0].owner_id) for row in candidates(playbook, today, low, high)),
+                                      given, cap)
+        for customer, _ in allocation.chosen:
+            given[customer.owner_id] = given.get(customer.owner_id, 0) + 1
+        for owner, count in allocation.skipped.items():
+            skipped[owner] = skipped.get(owner, 0) + count
+        result.created += create(playbook, allocation.chosen, owners, now, actor, user_id)
+        if commit_batches:
+            db.session.commit()
+    result.skipped = {owners.get(owner, UNASSIGNED): count for owner, count in skipped.items()}
     previous = playbook.last_run_at
     playbook.last_run_at, playbook.last_result = now, result.as_dict(today)
     audit.record(actor, "playbooks", str(playbook.id), {"last_run_at": (previous, now)}, user_id)
@@ -131,7 +166,7 @@ def start(playbook: Playbook, now: dt.datetime, actor: str, user_id: int | None 
 def start_active(now: dt.datetime, actor: str) -> dict[str, int]:
     """Every active playbook, as the daily job runs them: counts for the job's record."""
     created = skipped = 0
-    for playbook in db.session.scalars(select(Playbook).where(Playbook.active).order_by(Playbook.id)):
-        result = start(playbook, now, actor)
+    for playbook in db.session.scalars(select(Playbook).where(Playbook.active).order_by(Playbook.id)).all():
+        result = start(playbook, now, actor, commit_batches=True)
         created, skipped = created + result.created, skipped + sum(result.skipped.values())
     return {"tasks": created, "skipped": skipped}
