@@ -25,7 +25,7 @@ from ..health import metrics, snapshots
 from ..customers import service as customers
 from ..emails import content as email_content, outbox
 from ..extensions import db
-from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, format_id, parse_id
+from ..models import CUSTOMER_STATUSES, PUBLIC_ID_OFFSET, Customer, Engagement, Onboarding, format_id, parse_id
 from ..sql import sync_sequences
 from ..validation import ValidationError
 from .csvformat import HEADERS, IMPORTABLE, BadLines, ImportRejected, LineError, read
@@ -196,12 +196,16 @@ class Batch:
         columns = [getattr(Customer, column) for column in CUSTOMER_VALUES]
         stored = {row.id: row for row in db.session.execute(select(Customer.id, *columns).where(Customer.id.in_(keys)))}
         new = [values if key is None else {"id": key, **values} for key, values in rows if key not in stored]
-        statement = insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True)
-        created = iter(db.session.scalars(statement, new).all() if new else [])
-        if new:
-            ids = [{"id": key, "customer_id": key} for key in created]
-            db.session.execute(insert(Onboarding.__table__), ids)
-            created = iter(row["id"] for row in ids)
+        created = []
+        if new and "id" in new[0]:  # a batch is all rows with their own id, or all without
+            db.session.execute(insert(Customer.__table__), new)
+            created = [row["id"] for row in new]
+        elif new:  # the ids the database gives, in the order of the rows
+            statement = insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True)
+            created = db.session.scalars(statement, new).all()
+        if created:
+            db.session.execute(insert(Onboarding.__table__), [{"id": key, "customer_id": key} for key in created])
+        created = iter(created)
         audits, updates = [], []
         for key, values in rows:
             old = stored.get(key)
@@ -323,7 +327,12 @@ class Batch:
             before = bad.problems
             key = None
             if row_id:
-                key = parse_id("e", row_id)
+                # The fast path: "e" and nine digits at most, the id an export writes; anything else is parse_id's.
+                digits = row_id[1:]
+                if row_id[0] == "e" and len(row_id) < 11 and digits.isascii() and digits.isdigit():
+                    key = int(digits) - PUBLIC_ID_OFFSET
+                if key is None or key <= 0:
+                    key = parse_id("e", row_id)
                 if key is None:
                     error(name, line, "id", f"invalid engagement id {row_id!r}")
             customer = customers.get(customer_text)
@@ -339,10 +348,15 @@ class Batch:
                     day = parsed.isoformat()
                     if len(days) < CACHED_TEXTS:
                         days[day_text] = day
-            # The fast path: nine digits at most are within an INTEGER column; " 3" and "+3" are valid too.
-            counts = [int(text) if len(text) < 10 and text.isascii() and text.isdigit()
-                      else self.check(name, line, column, validation.integer, text, column)
-                      for column, text in zip(COUNTS, count_texts)]
+            # The fast path: nine digits at most are within an INTEGER column (all five together, in the usual
+            # file); " 3" and "+3" are valid too, and validation.integer's.
+            together = "".join(count_texts)
+            if len(together) < 10 and together.isascii() and together.isdigit() and "" not in count_texts:
+                counts = [*map(int, count_texts)]
+            else:
+                counts = [int(text) if len(text) < 10 and text.isascii() and text.isdigit()
+                          else self.check(name, line, column, validation.integer, text, column)
+                          for column, text in zip(COUNTS, count_texts)]
             if bad.problems > before:
                 continue
             add((line, key, customer, day, *counts))

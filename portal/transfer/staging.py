@@ -94,8 +94,6 @@ class EngagementStage:
     def finish(self) -> None:
         """Every row is in: learn what the checks and writes can skip."""
         self.flush()
-        if self.postgres:
-            self.run(f"ANALYZE {TABLE}")  # temporary tables have no statistics of their own: plan joins on real ones
         first_id, last_id, first_day, last_day = self.run(
             f"SELECT MIN(id), MAX(id), MIN(date), MAX(date) FROM {TABLE}").one()
         exists = "SELECT EXISTS (SELECT 1 FROM engagement WHERE {} BETWEEN %(a)s AND %(b)s)"
@@ -105,6 +103,8 @@ class EngagementStage:
         # Whether any portal row shares a day with the file (without one, every row is new) or an id range with it.
         self.overlap = first_day is not None and bool(self.run(exists.format("date"), bounds(first_day, last_day)).scalar())
         self.ids_overlap = first_id is not None and bool(self.run(exists.format("id"), bounds(first_id, last_id)).scalar())
+        if self.postgres and (self.overlap or self.ids_overlap):
+            self.run(f"ANALYZE {TABLE}")  # no statistics of its own otherwise: its joins with the portal's rows need them
 
     def problems(self) -> Iterator[tuple[int, str, str]]:
         """(line, column, reason) of the lines failing a check across rows, in line order, one problem a line."""
@@ -155,10 +155,9 @@ class EngagementStage:
         # those take the next ids in the order of the file's lines.
         for with_id, order in (("id, ", ""), ("", " ORDER BY s.line")):
             where = "s.id IS NOT NULL" if with_id else "s.id IS NULL"
-            inserted = self.run(f"INSERT INTO engagement ({with_id}customer_id, date, {counts}) "
-                                f"SELECT {with_id.replace('id', 's.id')}s.customer_id, s.date, "
-                                f"{', '.join('s.' + count for count in COUNTS)} FROM {TABLE} s "
-                                f"WHERE {where}{new}{order}").rowcount
+            rows = (f"SELECT {with_id.replace('id', 's.id')}s.customer_id, s.date, "
+                    f"{', '.join('s.' + count for count in COUNTS)} FROM {TABLE} s WHERE {where}{new}{order}")
+            inserted = self.run(f"INSERT INTO engagement ({with_id}customer_id, date, {counts}) {rows}").rowcount
             if inserted:
                 sync_sequences(Engagement.__table__)
             created += max(inserted, 0)
