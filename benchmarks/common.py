@@ -121,10 +121,19 @@ def seed(url: str, customers: int, days: int = 0, today: dt.date | None = None) 
     with app.app_context(), db.engine.begin() as connection:
         connection.execute(insert(Customer.__table__), people)
         connection.execute(insert(Onboarding.__table__), steps)
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        statement = f"INSERT INTO engagement ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
-        for chunk in engagement_rows(customers, days, today or utc_today(), rng):
-            connection.exec_driver_sql(statement, chunk)
+        chunks = engagement_rows(customers, days, today or utc_today(), rng)
+        if connection.dialect.name == "postgresql":  # COPY: millions of rows in a minute rather than ten
+            with connection.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(f"COPY engagement ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for chunk in chunks:
+                        for row in chunk:
+                            copy.write_row(row)
+        else:
+            statement = f"INSERT INTO engagement ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+            for chunk in chunks:
+                connection.exec_driver_sql(statement, chunk)
+        if days and connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT setval('engagement_id_seq', {customers * days + 1}, false)")
     with app.app_context():
         db.engine.dispose()
 

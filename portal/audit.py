@@ -35,10 +35,15 @@ def record(actor: str, table: str, record_id: str, changes: Mapping[str, tuple[A
     objects, since nothing reads them back before the commit and every webhook delivery writes some."""
     if not changes:
         return
-    db.session.execute(INSERT, [
-        {"actor": actor, "user_id": user_id, "table_name": table, "record_id": record_id,
-         "field": field, "old_value": _text(old), "new_value": _text(new)}
-        for field, (old, new) in changes.items()])
+    db.session.execute(INSERT, rows(actor, table, record_id, changes, user_id))
+
+
+def rows(actor: str, table: str, record_id: str, changes: Mapping[str, tuple[Any, Any]],
+         user_id: int | None = None) -> list[dict]:
+    """record()'s rows, for a caller that inserts many records' changes in one statement (imports)."""
+    return [{"actor": actor, "user_id": user_id, "table_name": table, "record_id": record_id,
+             "field": field, "old_value": _text(old), "new_value": _text(new)}
+            for field, (old, new) in changes.items()]
 
 
 def created(actor: str, table: str, record_id: str, user_id: int | None = None) -> None:

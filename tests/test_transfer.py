@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import re
+import tracemalloc
 import types
 import zipfile
 
@@ -224,6 +226,25 @@ def test_engagement_export_streams_in_chunks(ctx):
     assert all(chunk.endswith("\n") for chunk in chunks if chunk)
     assert whole.getvalue().count("\n") == 20_001
     assert whole.getvalue().endswith(f"\ne21000,c1001,{first + dt.timedelta(days=19_999)},0,1,0,0,0\n")
+
+
+def test_engagement_from_the_database_s_own_csv_is_what_cell_writes(ctx):
+    """PostgreSQL's COPY writes engagement.csv's text itself: the same bytes as each value through csvformat.cell()."""
+    customer = service.add_customer(dict(email="big@zeta.example", organization="Zeta", github_username="zeta"), "test")
+    first = dt.date(2000, 1, 1)
+    db.session.execute(insert(Engagement.__table__), [
+        {"customer_id": customer.id, "date": first + dt.timedelta(days=n), **counts(n, 2_147_483_647, 0, n % 3, 1)}
+        for n in range(12_000)])
+    db.session.commit()
+    columns = [getattr(Engagement, column) for column in COLUMNS[E]]
+    rows = [(f"e{key + 1000}", f"c{customer + 1000}", *rest)
+            for key, customer, *rest in db.session.execute(select(*columns).order_by(Engagement.id))]
+    by_cell = io.StringIO()
+    csv.writer(by_cell, lineterminator="\n").writerows([csvformat.cell(value) for value in row] for row in rows)
+    whole = io.StringIO()
+    exports.write_csv(E, whole)
+    assert whole.getvalue() == SPEC_HEADERS[E] + "\n" + by_cell.getvalue()
+    assert "".join(exports.csv_chunks(E)) == whole.getvalue()
 
 
 # rejected imports --------------------------------------------------------------------------------
@@ -528,3 +549,128 @@ def test_an_excel_file_with_bom_and_crlf_imports(seeded_ctx, tmp_path):
     path.write_bytes(csv_text(C, {}).replace("\n", "\r\n").encode("utf-8-sig"))
     assert imports.import_path(path).created == {C: 1}
     assert db.session.get(Customer, 10).email == "new@delta.example"
+
+
+# large imports -----------------------------------------------------------------------------------
+
+
+def bulk_files(today: dt.date) -> dict[str, str]:
+    """A zip's worth of rows spanning many small batches: new customers with and without ids, existing ones
+    updated by id and by email, onboarding steps reached, engagement rows created, replaced and left as they are."""
+    customers = [{"id": "c1001", "email": "dev@acme.example", "organization": "Acme Corp", "github_username": "acme-dev",
+                  "signup_date": "2024-01-10", "cohort": "Beta", "industry": "SaaS", "team_size": "12"},
+                 {"id": "", "email": "CFO@gamma.example", "organization": "Gamma", "github_username": "Gamma-HQ",
+                  "signup_date": "2024-01-10", "cohort": "=GA", "industry": "Finance", "team_size": "41",
+                  "status": "churned"}]
+    customers += [{"id": f"c{1010 + n}", "email": f"team{n}@bulk.example", "organization": f"Bulk {n}",
+                   "github_username": f"bulk-{n}", "cohort": ("VIP", "Beta", "GA")[n % 3], "team_size": str(1 + n)}
+                  for n in range(25)]
+    customers += [{"id": "", "email": f"nokey{n}@bulk.example", "organization": f"No key {n}",
+                   "github_username": f"nokey-{n}"} for n in range(6)]
+    onboarding = [{"id": f"o{1010 + n}", "customer_id": f"c{1010 + n}",
+                   **{step: "true" if index <= n % 6 else "false" for index, step in enumerate(metrics.STEPS)},
+                   "blocker_type": ("none", "billing", "technical")[n % 3], "notes": f"-note {n}" if n % 4 else ""}
+                  for n in range(25)]
+    onboarding.append({"id": "", "customer_id": "c1002", **ALL_TRUE, "completed_date": "2024-02-01",
+                       "blocker_type": "none"})
+    days = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(12)]
+    engagement = [{"id": f"e{1100 + n}" if n % 3 else "", "customer_id": f"c{1010 + n % 25}", "date": days[n // 25],
+                   **counts(*(str((n * factor) % 7) for factor in (1, 2, 3, 5, 11)))} for n in range(250)]
+    engagement += [{"id": "e1001", "customer_id": "c1001", "date": today.isoformat(), **counts(*"90000")},
+                   {"id": "", "customer_id": "c1001", "date": days[3], **counts(*"12201")},
+                   {"id": "e1003", "customer_id": "c1002", "date": (today - dt.timedelta(days=40)).isoformat(),
+                    **counts(*"01010")}]
+    return {C: csv_text(C, *customers), O: csv_text(O, *onboarding), E: csv_text(E, *engagement)}
+
+
+MOMENT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
+
+
+def without_times(tables: dict) -> dict:
+    """A snapshot with its timestamps blanked (the audit's text of them too): they say when the import ran, not
+    what it wrote."""
+    def blank(value):
+        moment = isinstance(value, dt.datetime) or isinstance(value, str) and MOMENT.match(value)
+        return "<time>" if moment else value
+
+    return {name: [tuple(blank(value) for value in row) for row in rows] for name, rows in tables.items()}
+
+
+def import_bulk(app, tmp_path, batch_rows, extra=None):
+    """Import bulk_files() (with extra rows appended to some files) in batches of batch_rows, commit."""
+    with app.app_context():
+        files = bulk_files(clock.today())
+        for name, text in (extra or {}).items():
+            files[name] += text
+        path = zip_of(tmp_path / f"bulk-{batch_rows}.zip", files)
+        app.config["IMPORT_BATCH_ROWS"] = batch_rows
+        try:
+            return imports.import_path(path)
+        finally:
+            db.session.commit()
+
+
+def test_an_import_in_many_small_batches_writes_what_one_batch_does(app, tmp_path):
+    """Thirty batches of 7 rows and one batch hold the same customers, onboarding, engagement, audit trail, emails and
+    scores (the row-by-row import before batches wrote the same, timestamps aside)."""
+    with app.app_context():
+        seed()
+    small = import_bulk(app, tmp_path, 7)
+    with app.app_context():
+        written = without_times(snapshot())
+    clean(app)
+    with app.app_context():
+        seed()
+    whole = import_bulk(app, tmp_path, 100_000)
+    with app.app_context():
+        assert without_times(snapshot()) == written
+    assert small == whole
+    assert (small.created, small.updated, small.unchanged) == (
+        {C: 31, E: 250}, {C: 2, O: 26, E: 1}, {E: 2})
+    assert len(written["audit_log"]) == 294 and len(written["email_notifications"]) == 83
+
+
+@pytest.mark.parametrize("extra", [
+    {E: ",c1010,2026-01-01,1,1,1,0,0\n,c1010,2026-01-01,2,1,1,0,0\n"},
+    {C: "c1090,late@bulk.example,Late,late-one,2024-01-01,GA,SaaS,0,active\n"},
+    {O: "o1011,c1011,true,true,maybe,false,false,,,none,\n"},
+], ids=["duplicate day in a later batch", "bad customer in a later batch", "bad onboarding in a later batch"])
+def test_a_bad_line_in_a_later_batch_changes_nothing(app, tmp_path, extra):
+    with app.app_context():
+        seed()
+        before = snapshot()
+    with pytest.raises(ImportRejected) as rejected:
+        import_bulk(app, tmp_path, 7, extra)
+    assert rejected.value.bad.count == 1
+    with app.app_context():
+        assert snapshot() == before
+
+
+def test_an_import_holds_no_rows_in_memory(ctx, tmp_path):
+    """Four times the rows, about the same peak: rows wait on disk or in the database, a batch at a time in memory."""
+    ctx.config["IMPORT_BATCH_ROWS"] = 500
+    first = dt.date(2020, 1, 1)
+    db.session.execute(insert(Customer.__table__), [
+        {"id": key, "email": f"m{key}@mem.example", "organization": "Mem", "github_username": f"mem-{key}",
+         "signup_date": first} for key in range(1, 21)])
+    db.session.commit()
+
+    def peak(rows):
+        path = tmp_path / E
+        path.write_text(csv_text(E, *({"customer_id": f"c{1001 + n % 20}",
+                                       "date": (first + dt.timedelta(days=n // 20)).isoformat()} for n in range(rows))))
+        db.session.execute(Engagement.__table__.delete())
+        gc.collect()
+        tracemalloc.start()
+        try:
+            result = imports.import_path(path)
+            top = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        db.session.rollback()
+        assert result.created == {E: rows}
+        return top
+
+    peak(300)  # the first import's statements and caches are built once
+    small, large = peak(1_500), peak(6_000)
+    assert large < small * 1.5, f"{small:,} bytes for 1,500 rows, {large:,} for 6,000"

@@ -62,10 +62,12 @@ def shortened(text: str) -> str:
 
 
 class BadLines:
-    """The problems of the first LISTED_LINES bad lines, and a count of all of them.
+    """The problems of the first LISTED_LINES bad lines, in reading order, and a count of all of them.
 
     A file of a million bad lines costs the memory of a hundred. A line's problems are reported one after
-    another, so a line is counted once however many it has.
+    another, so a line is counted once however many it has. Lines mostly come in reading order; those a
+    later check finds (duplicates, found by the database once every row was read) may come back to an
+    earlier line, which then takes the place of the last one listed.
     """
 
     def __init__(self, listed: int = LISTED_LINES):
@@ -74,6 +76,7 @@ class BadLines:
         self.count = 0  # bad lines
         self.problems = 0  # problems reported, listed or not: grows with every one, for "did this line add any?"
         self.last: tuple[str, int] | None = None
+        self.latest: tuple[int, str, int] | None = None  # reading position of the last line listed, once full
 
     @classmethod
     def of(cls, errors: list[LineError]) -> BadLines:
@@ -94,10 +97,25 @@ class BadLines:
                 return
             self.last = where
             self.count += 1
-            if len(self.kept) >= self.listed:
+            if len(self.kept) >= self.listed and not self.evicts(where):
                 return
             problems = self.kept[where] = []
         problems.append(LineError(error.line, shortened(error.column), shortened(error.reason), error.file))
+
+
+    def evicts(self, where: tuple[str, int]) -> bool:
+        """Whether a line reads before the last one listed, which it then replaces."""
+        if self.latest is None:
+            self.latest = max(position(*kept) for kept in self.kept)
+        if position(*where) > self.latest:
+            return False
+        del self.kept[self.latest[1:]]
+        self.latest = None
+        return True
+
+
+def position(file: str, line: int) -> tuple[int, str, int]:
+    return (IMPORTABLE.index(file) if file in IMPORTABLE else len(IMPORTABLE)), file, line
 
 
 def reading_order(error: LineError) -> tuple:

@@ -1,9 +1,11 @@
 """All-or-nothing CSV import: every line is checked first, then everything is written at once.
 
 Rows are keyed by id (customers without an id by email, engagement without an id by customer and
-day), so importing the same file twice changes nothing. Memory stays bounded however bad a file is: only
-the first bad lines are kept (csvformat.BadLines), and once an import is known to be rejected its later
-rows are still checked, and counted when bad, but no longer kept for writing.
+day), so importing the same file twice changes nothing. Memory stays bounded whatever the file: only the
+first bad lines are kept (csvformat.BadLines); checked rows wait on disk (a spool for customers and
+onboarding, a temporary table for engagement, whose checks across rows the database makes) and are written
+in batches of set-based statements, in the caller's transaction. What stays in memory is what the checks
+across rows need: the customers' ids, and for customers.csv and onboarding.csv their emails and logins.
 """
 from __future__ import annotations
 
@@ -16,18 +18,20 @@ from pathlib import Path
 from typing import IO, Callable
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from .. import audit, clock, validation
 from ..health import metrics, snapshots
 from ..customers import service as customers
 from ..emails import content as email_content, outbox
 from ..extensions import db
-from ..models import CUSTOMER_STATUSES, Customer, Engagement, Onboarding, format_id, parse_id
+from ..models import CUSTOMER_STATUSES, PUBLIC_ID_OFFSET, Customer, Engagement, Onboarding, format_id, parse_id
 from ..sql import sync_sequences
 from ..validation import ValidationError
 from .csvformat import HEADERS, IMPORTABLE, BadLines, ImportRejected, LineError, read
 from .limits import FileRefused, Limits, check_directory, members_of, text_of
+from .spool import Spool
+from .staging import EngagementStage
 
 COUNTS = Engagement.COUNTS
 DERIVED = "combined_metrics.csv"
@@ -39,11 +43,23 @@ CACHED_TEXTS = 50_000
 # Settings (instance/config.py or the test config) that override Limits' defaults.
 LIMIT_SETTINGS = {"file_bytes": "IMPORT_MAX_UNCOMPRESSED_BYTES", "lines": "IMPORT_MAX_LINES",
                   "members": "IMPORT_MAX_ZIP_MEMBERS"}
+# Rows a statement writes at once (setting IMPORT_BATCH_ROWS): large enough that a statement's own cost is
+# spread thin, small enough that the rows in flight stay a few megabytes, and their ids fit an IN list.
+BATCH_ROWS = 5000
+# Customer columns an import sets, and onboarding's: the step's time goes with each step.
+CUSTOMER_VALUES = ("email", "organization", "github_username", "cohort", "industry", "team_size", "signup_date",
+                   "status")
+ONBOARDING_VALUES = ("blocker_type", "notes", *metrics.STEPS, *(f"{step}_at" for step in metrics.STEPS),
+                     "completed_date", "days_to_complete")
 
 
 def configured_limits() -> Limits:
     config = current_app.config
     return Limits(**{field: int(config[name]) for field, name in LIMIT_SETTINGS.items() if config.get(name)})
+
+
+def configured_batch() -> int:
+    return int(current_app.config.get("IMPORT_BATCH_ROWS") or BATCH_ROWS)
 
 
 @dataclass
@@ -69,21 +85,23 @@ class ImportResult:
 class Batch:
     """One import: the files' rows are checked against the database and each other, then applied."""
 
-    def __init__(self, actor: str, limits: Limits):
+    def __init__(self, actor: str, limits: Limits, rows: int = BATCH_ROWS):
         self.actor = actor
         self.limits = limits
+        self.rows = rows
         self.errors = BadLines()
         self.result = ImportResult()
         self.today = clock.today()
-        self.customers = {
-            row.id: row for row in db.session.execute(
-                select(Customer.id, Customer.email, Customer.github_username, Customer.erased_at))
-        }
-        # An import never brings an erased customer's personal data back (from an export made before the erasure).
-        self.erased = {key for key, row in self.customers.items() if row.erased_at is not None}
+        self.existing: set[int] = set()
+        self.erased: set[int] = set()  # an import never brings an erased customer's data back (from an older export)
+        for key, erased_at in db.session.execute(select(Customer.id, Customer.erased_at)):
+            self.existing.add(key)
+            if erased_at is not None:
+                self.erased.add(key)
         self.new_customer_ids: set[int] = set()
         self.created_ids: set[int] = set()  # customers this import creates, by id, for their welcome emails
         self.reached: dict[str, set[int]] = {}  # milestone: customers whose step became true in this import
+        self.kept: list[Spool | EngagementStage] = []
 
     def error(self, name: str, line: int, column: str, reason: str) -> None:
         self.errors.add(LineError(line, column, reason, name))
@@ -99,17 +117,34 @@ class Batch:
         key = parse_id("c", text)
         if key is None:
             self.error(name, line, "customer_id", f"invalid customer id {text!r}")
-        elif key not in self.customers and key not in self.new_customer_ids:
+        elif key not in self.existing and key not in self.new_customer_ids:
             self.error(name, line, "customer_id", f"unknown customer {text.strip()}")
             return None
         return key
 
+    def spool(self) -> Spool:
+        spool = Spool(self.rows)
+        self.kept.append(spool)
+        return spool
+
+    def close(self, tables: bool = True) -> None:
+        for kept in self.kept:
+            if tables or isinstance(kept, Spool):
+                kept.close()
+
+    def insert_audit(self, rows: list[dict]) -> None:
+        if rows:
+            db.session.execute(audit.INSERT, rows)
+
     # customers.csv -----------------------------------------------------------------------------
 
-    def customers_file(self, name: str, stream: IO[str]) -> list:
-        planned, seen_ids, seen_emails, seen_logins = [], {}, {}, {}
-        by_email = {row.email.lower(): row.id for row in self.customers.values()}
-        by_login = {row.github_username.lower(): row.id for row in self.customers.values() if row.github_username}
+    def customers_file(self, name: str, stream: IO[str]) -> Spool:
+        planned, seen_ids, seen_emails, seen_logins = self.spool(), {}, {}, {}
+        by_email, by_login = {}, {}
+        for key, email, login in db.session.execute(select(Customer.id, Customer.email, Customer.github_username)):
+            by_email[email.lower()] = key
+            if login:
+                by_login[login.lower()] = key
         for line, cells in read(name, stream, self.errors, self.limits):
             raw = dict(zip(HEADERS[name], cells))
             if raw["id"].strip() and parse_id("c", raw["id"]) in self.erased:
@@ -143,43 +178,60 @@ class Batch:
             if self.errors.problems == before:
                 if not self.errors:  # a rejected file's rows would never be applied
                     planned.append((key, {**values, "signup_date": signup, "status": status}))
-                if key is not None and key not in self.customers:
+                if key is not None and key not in self.existing:
                     self.new_customer_ids.add(key)
         return planned
 
-    def apply_customers(self, name: str, planned: list) -> None:
+    def apply_customers(self, name: str, planned: Spool) -> None:
         # Rows with their own id first, so PostgreSQL's sequence can be moved past them before the rest.
-        for key, values in planned:
-            if key is not None:
-                self.save_customer(name, key, values)
+        for chunk in planned.chunks():
+            self.save_customers(name, [row for row in chunk if row[0] is not None])
         sync_sequences(Customer.__table__)
-        for key, values in planned:
-            if key is None:
-                self.save_customer(name, key, values)
-        db.session.flush()
+        for chunk in planned.chunks():
+            self.save_customers(name, [row for row in chunk if row[0] is None])
 
-    def save_customer(self, name: str, key: int | None, values: dict) -> None:
-        customer = db.session.get(Customer, key) if key in self.customers else None
-        if customer is None:
-            customer = Customer(id=key, **values)
-            db.session.add(customer)
-            db.session.flush()
-            customer.onboarding = Onboarding(id=customer.id)
-            audit.created(self.actor, "customers", customer.public_id)
-            self.created_ids.add(customer.id)
-            self.result.count(name, "created")
-            self.result.customer_ids.add(customer.id)
-            return
-        changes = audit.apply_changes(customer, values)
-        audit.record(self.actor, "customers", customer.public_id, changes)
-        self.result.count(name, "updated" if changes else "unchanged")
-        if changes:
-            self.result.customer_ids.add(customer.id)
+    def save_customers(self, name: str, rows: list[tuple[int | None, dict]]) -> None:
+        """A batch of rows in three statements: the new customers (and their onboarding), the changed ones, the audit."""
+        keys = [key for key, _ in rows if key in self.existing]
+        columns = [getattr(Customer, column) for column in CUSTOMER_VALUES]
+        stored = {row.id: row for row in db.session.execute(select(Customer.id, *columns).where(Customer.id.in_(keys)))}
+        new = [values if key is None else {"id": key, **values} for key, values in rows if key not in stored]
+        created = []
+        if new and "id" in new[0]:  # a batch is all rows with their own id, or all without
+            db.session.execute(insert(Customer.__table__), new)
+            created = [row["id"] for row in new]
+        elif new:  # the ids the database gives, in the order of the rows
+            statement = insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True)
+            created = db.session.scalars(statement, new).all()
+        if created:
+            db.session.execute(insert(Onboarding.__table__), [{"id": key, "customer_id": key} for key in created])
+        created = iter(created)
+        audits, updates = [], []
+        for key, values in rows:
+            old = stored.get(key)
+            if old is None:
+                key = next(created)
+                audits += audit.rows(self.actor, "customers", format_id("c", key), {"record": (None, "created")})
+                self.created_ids.add(key)
+                self.result.count(name, "created")
+                self.result.customer_ids.add(key)
+                continue
+            changes = {column: (getattr(old, column), value) for column, value in values.items()
+                       if getattr(old, column) != value}
+            audits += audit.rows(self.actor, "customers", format_id("c", key), changes)
+            self.result.count(name, "updated" if changes else "unchanged")
+            if changes:
+                updates.append({"key": key, **values})
+                self.result.customer_ids.add(key)
+        if updates:
+            table = Customer.__table__
+            db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
+        self.insert_audit(audits)
 
     # onboarding.csv ----------------------------------------------------------------------------
 
-    def onboarding_file(self, name: str, stream: IO[str]) -> list:
-        planned, seen = [], {}
+    def onboarding_file(self, name: str, stream: IO[str]) -> Spool:
+        planned, seen = self.spool(), {}
         for line, cells in read(name, stream, self.errors, self.limits):
             raw = dict(zip(HEADERS[name], cells))
             before = self.errors.problems
@@ -205,27 +257,42 @@ class Batch:
                 planned.append((customer_key, steps, completed, days, blocker, notes))
         return planned
 
-    def apply_onboarding(self, name: str, planned: list) -> None:
+    def apply_onboarding(self, name: str, planned: Spool) -> None:
         now = clock.now()
-        for customer_key, steps, completed, days, blocker, notes in planned:
-            customer = db.session.get(Customer, customer_key)
-            onboarding = customer.onboarding
-            values = {"blocker_type": blocker, "notes": onboarding.notes if customer.erased_at else notes, **steps}
-            for step, done in steps.items():
-                if done != getattr(onboarding, step):
-                    values[f"{step}_at"] = now if done else None
-            if metrics.is_complete(steps):
-                completed = completed or onboarding.completed_date or self.today
-                values["completed_date"] = completed
-                values["days_to_complete"] = days if days is not None else metrics.days_to_complete(customer.signup_date, completed)
-            else:
-                values["completed_date"] = values["days_to_complete"] = None
-            changes = audit.apply_changes(onboarding, values)
-            audit.record(self.actor, "onboarding", onboarding.public_id, changes)
-            self.note_milestones(customer_key, changes)
-            self.result.count(name, "updated" if changes else "unchanged")
-            if changes:
-                self.result.customer_ids.add(customer_key)
+        columns = [getattr(Onboarding, column) for column in ONBOARDING_VALUES]
+        for chunk in planned.chunks():
+            stored = {row.customer_id: row for row in db.session.execute(
+                select(Onboarding.id, Onboarding.customer_id, *columns, Customer.signup_date, Customer.erased_at)
+                .join(Customer, Customer.id == Onboarding.customer_id)
+                .where(Onboarding.customer_id.in_([row[0] for row in chunk])))}
+            audits, updates = [], []
+            for customer_key, steps, completed, days, blocker, notes in chunk:
+                onboarding = stored[customer_key]
+                values = {"blocker_type": blocker, "notes": onboarding.notes if onboarding.erased_at else notes, **steps}
+                for step, done in steps.items():
+                    if done != getattr(onboarding, step):
+                        values[f"{step}_at"] = now if done else None
+                if metrics.is_complete(steps):
+                    completed = completed or onboarding.completed_date or self.today
+                    values["completed_date"] = completed
+                    values["days_to_complete"] = (days if days is not None
+                                                  else metrics.days_to_complete(onboarding.signup_date, completed))
+                else:
+                    values["completed_date"] = values["days_to_complete"] = None
+                changes = {column: (getattr(onboarding, column), value) for column, value in values.items()
+                           if getattr(onboarding, column) != value}
+                audits += audit.rows(self.actor, "onboarding", format_id("o", onboarding.id), changes)
+                self.note_milestones(customer_key, changes)
+                self.result.count(name, "updated" if changes else "unchanged")
+                if changes:
+                    # Every column, the unchanged ones as they are: one statement for rows that change different ones.
+                    updates.append({"key": onboarding.id, **{column: getattr(onboarding, column) for column in
+                                                             ONBOARDING_VALUES}, **values})
+                    self.result.customer_ids.add(customer_key)
+            if updates:
+                table = Onboarding.__table__
+                db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
+            self.insert_audit(audits)
 
     def note_milestones(self, customer_key: int, changes: dict) -> None:
         reached = [milestone for step, milestone in email_content.STEP_MILESTONES.items()
@@ -244,25 +311,30 @@ class Batch:
 
     # engagement.csv ----------------------------------------------------------------------------
 
-    def engagement_file(self, name: str, stream: IO[str]) -> list:
+    def engagement_file(self, name: str, stream: IO[str]) -> EngagementStage:
         """The hot path of large imports: plain loops over tuples, no per-row queries.
 
-        A file repeats few customers and days, so their parsed values are kept per text (the good
-        ones, up to CACHED_TEXTS); rows are tuples, which the garbage collector does not have to track.
+        Each row's own cells are checked here; its good rows go to a temporary table (all of them, even in a
+        file already rejected, so that every duplicate is found), where the database checks them against each
+        other and the portal's rows. A file repeats few customers and days, so their parsed values are kept per
+        text (the good ones, up to CACHED_TEXTS).
         """
-        rows, seen_ids, seen_days, customers, days = [], {}, {}, {}, {}
-        error, bad = self.error, self.errors
+        stage = EngagementStage(self.rows)
+        self.kept.append(stage)
+        customers, days = {}, {}
+        error, bad, add = self.error, self.errors, stage.add
         for line, (row_id, customer_text, day_text, *count_texts) in read(name, stream, bad, self.limits):
             before = bad.problems
             key = None
             if row_id:
-                key = parse_id("e", row_id)
+                # The fast path: "e" and nine digits at most, the id an export writes; anything else is parse_id's.
+                digits = row_id[1:]
+                if row_id[0] == "e" and len(row_id) < 11 and digits.isascii() and digits.isdigit():
+                    key = int(digits) - PUBLIC_ID_OFFSET
+                if key is None or key <= 0:
+                    key = parse_id("e", row_id)
                 if key is None:
                     error(name, line, "id", f"invalid engagement id {row_id!r}")
-                elif key in seen_ids:
-                    error(name, line, "id", f"duplicate of line {seen_ids[key]}")
-                else:
-                    seen_ids[key] = line
             customer = customers.get(customer_text)
             if customer is None:
                 customer = self.customer_key(name, line, customer_text)
@@ -270,113 +342,65 @@ class Batch:
                     customers[customer_text] = customer
             day = days.get(day_text)
             if day is None:
-                day = self.check(name, line, "date", validation.recorded_date, day_text, "date", self.today)
-                if day is not None and len(days) < CACHED_TEXTS:
-                    days[day_text] = day
-            # The fast path: nine digits at most are within an INTEGER column; " 3" and "+3" are valid too.
-            # (A list made into a tuple: quicker than a tuple of a generator.)
-            counts = tuple([int(text) if len(text) < 10 and text.isascii() and text.isdigit()
-                            else self.check(name, line, column, validation.integer, text, column)
-                            for column, text in zip(COUNTS, count_texts)])
+                parsed = self.check(name, line, "date", validation.recorded_date, day_text, "date", self.today)
+                if parsed is not None:
+                    # ISO text rather than date objects: both drivers take it, and sqlite3's date adapter is deprecated.
+                    day = parsed.isoformat()
+                    if len(days) < CACHED_TEXTS:
+                        days[day_text] = day
+            # The fast path: nine digits at most are within an INTEGER column (all five together, in the usual
+            # file); " 3" and "+3" are valid too, and validation.integer's.
+            together = "".join(count_texts)
+            if len(together) < 10 and together.isascii() and together.isdigit() and "" not in count_texts:
+                counts = [*map(int, count_texts)]
+            else:
+                counts = [int(text) if len(text) < 10 and text.isascii() and text.isdigit()
+                          else self.check(name, line, column, validation.integer, text, column)
+                          for column, text in zip(COUNTS, count_texts)]
             if bad.problems > before:
                 continue
-            if (customer, day) in seen_days:
-                error(name, line, "date", f"{customer_text.strip()} on {day} is also on line {seen_days[customer, day]}")
-                continue
-            seen_days[customer, day] = line
-            if not bad.count:  # a rejected file's rows would never be applied
-                rows.append((line, key, customer, day, counts))
-        if rows:
-            self.check_engagement_against_database(name, rows)
-        return rows
+            add((line, key, customer, day, *counts))
+        stage.finish()
+        for line, column, reason in stage.problems():
+            error(name, line, column, reason)
+        return stage
 
-    def check_engagement_against_database(self, name: str, rows: list) -> None:
-        """Resolve each row to an existing id or a new one; a clash with another row is a line error."""
-        days = [row[3] for row in rows]
-        first, last = min(days), max(days)
-        columns = (Engagement.id, Engagement.customer_id, Engagement.date, *(getattr(Engagement, c) for c in COUNTS))
-        existing = db.session.execute(select(*columns).where(Engagement.date.between(first, last))).all()
-        self.engagement_by_id = {row.id: row for row in existing}
-        self.engagement_by_day = {(row.customer_id, row.date): row for row in existing}
-        wanted = {row[1] for row in rows if row[1] is not None} - self.engagement_by_id.keys()
-        if wanted:  # the file's ids may name rows of other days: look them up by range, not by a huge IN list
-            outside = select(*columns[:3]).where(Engagement.id.between(min(wanted), max(wanted)),
-                                                 ~Engagement.date.between(first, last))
-            self.engagement_by_id.update((row.id, row) for row in db.session.execute(outside) if row.id in wanted)
-        for line, key, customer, day, _ in rows:
-            by_id = self.engagement_by_id.get(key) if key is not None else None
-            by_day = self.engagement_by_day.get((customer, day))
-            if by_id is not None and (by_id.customer_id, by_id.date) != (customer, day):
-                self.error(name, line, "id", f"{format_id('e', key)} is {format_id('c', by_id.customer_id)} on {by_id.date} "
-                           "in the portal")
-            elif by_id is None and key is not None and by_day is not None:
-                self.error(name, line, "date", f"{format_id('c', customer)} already has {format_id('e', by_day.id)} "
-                           f"on {day}")
-
-    def apply_engagement(self, name: str, rows: list) -> None:
-        inserts_with_id, inserts, updates, iso_days = [], [], [], {}
-        for _, key, customer, day, counts in rows:
-            existing = self.engagement_by_day.get((customer, day))
-            if existing is None:
-                # ISO text rather than date objects: both drivers take it, and sqlite3's date adapter is deprecated.
-                iso = iso_days.get(day) or iso_days.setdefault(day, day.isoformat())
-                if key is None:
-                    inserts.append((customer, iso, *counts))
-                else:
-                    inserts_with_id.append((key, customer, iso, *counts))
-                self.result.customer_ids.add(customer)
-                continue
-            changes = {c: (old, new) for c, old, new in zip(COUNTS, existing[3:], counts) if old != new}
-            if changes:
-                updates.append({"key": existing.id, **dict(zip(COUNTS, counts))})
-                audit.record(self.actor, "engagement", format_id("e", existing.id), changes)
-                self.result.customer_ids.add(customer)
-            self.result.count(name, "updated" if changes else "unchanged")
-        table = Engagement.__table__
-        for columns, batch in ((("id", "customer_id", "date", *COUNTS), inserts_with_id),
-                               (("customer_id", "date", *COUNTS), inserts)):
-            if batch:
-                insert_rows(table, columns, batch)
-                sync_sequences(table)
-        if updates:
-            db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
-        created = len(inserts_with_id) + len(inserts)
+    def apply_engagement(self, name: str, stage: EngagementStage) -> None:
+        created, updated, unchanged, customer_ids = stage.apply(self.actor)
+        self.result.customer_ids |= customer_ids
+        for outcome, number in (("updated", updated), ("unchanged", unchanged)):
+            if number:
+                getattr(self.result, outcome)[name] = number
         if created:
             self.result.created[name] = created
             audit.record(self.actor, "engagement", name, {"rows_created": (None, created)})
-
-
-def insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Many plain rows at once, with no per-row dicts or type processing: COPY on PostgreSQL,
-    the driver's executemany on SQLite. Only for values both take as they are (integers, ISO dates).
-    """
-    connection = db.session.connection()
-    names = ", ".join(columns)
-    if connection.dialect.name == "postgresql":
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 READERS = {"customers.csv": "customers_file", "onboarding.csv": "onboarding_file", "engagement.csv": "engagement_file"}
 APPLIERS = {"customers.csv": "apply_customers", "onboarding.csv": "apply_onboarding", "engagement.csv": "apply_engagement"}
 
 
-def import_files(files: dict[str, IO[str]], actor: str = "import", limits: Limits | None = None) -> ImportResult:
+def import_files(files: dict[str, IO[str]], actor: str = "import", limits: Limits | None = None,
+                 batch_rows: int | None = None) -> ImportResult:
     """Check every file, then apply them all in the caller's transaction; raise ImportRejected on any bad line,
     FileRefused on a file past the limits (by default the app's configured_limits())."""
     unknown = [name for name in files if name not in IMPORTABLE and name != DERIVED]
     if unknown:
         raise ImportRejected([LineError(0, "", f"not one of {', '.join(IMPORTABLE)}", name) for name in unknown])
-    batch = Batch(actor, limits or configured_limits())
-    planned = {name: getattr(batch, READERS[name])(name, files[name]) for name in IMPORTABLE if name in files}
-    if batch.errors:
-        raise ImportRejected(batch.errors)
-    for name, rows in planned.items():
-        getattr(batch, APPLIERS[name])(name, rows)
+    batch = Batch(actor, limits or configured_limits(), batch_rows or configured_batch())
+    try:
+        planned = {name: getattr(batch, READERS[name])(name, files[name]) for name in IMPORTABLE if name in files}
+        if batch.errors:
+            raise ImportRejected(batch.errors)
+        for name, rows in planned.items():
+            getattr(batch, APPLIERS[name])(name, rows)
+    except ImportRejected:
+        batch.close()
+        raise
+    except BaseException:
+        batch.close(tables=False)  # a statement that failed may have ended the transaction, whose rollback drops them
+        raise
+    batch.close()
     db.session.flush()
     batch.queue_emails()
     if batch.result.customer_ids:
