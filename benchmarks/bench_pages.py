@@ -1,7 +1,10 @@
-"""(d) Pages: median latency of the `/customers` table over HTTP, against a bare Flask page.
+"""(d) Pages: median latency of the `/customers` table over HTTP, against a bare Flask page, in two states.
 
-Seeds 10,000 customers (with onboarding) and today's health snapshots, so the page does not
-recalculate while it is timed, and an admin to sign in as. The portal and a bare Flask app, whose one
+(1) loaded: 10,000 customers (with onboarding) and today's health snapshots, so the page does not
+recalculate while it is timed, and an admin to sign in as; then VACUUM ANALYZE, what autovacuum does
+shortly after a bulk load. (2) after the recalculation: the same customers with HISTORY_DAYS days of
+engagement each, then the product's own recalculation (snapshots.recalculate() + commit) and nothing
+else: no VACUUM, no ANALYZE, the state the daily job leaves. The portal and a bare Flask app, whose one
 route renders a static 50-row, 10-column table with render_template_string, are each served by
 werkzeug's make_server(threaded=True) in a background thread of this process. Signed in over HTTP,
 sequential requests on one keep-alive connection per server: WARMUP untimed, then REQUESTS timed per
@@ -31,6 +34,7 @@ from portal.extensions import db
 import common
 
 GOAL = 3.0
+HISTORY_DAYS = 90
 WARMUP, REQUESTS = 30, 200
 ROWS, COLUMNS = 50, 10
 EMAIL, PASSWORD = "bench-admin@example.com", "benchmark password"
@@ -59,17 +63,19 @@ def bare_app() -> Flask:
     return app
 
 
-def portal_app(url: str, customers: int) -> Flask:
-    """The portal on a database of `customers`, today's snapshots and an admin."""
+def portal_app(url: str, customers: int, history_days: int = 0) -> Flask:
+    """The portal on a database of `customers`, today's snapshots and an admin. Without history, the statistics
+    are then refreshed (loaded state); with history_days of engagement, nothing runs after the recalculation."""
     common.fresh_database(url)
-    common.seed(url, customers)
+    common.seed(url, customers, history_days)
     app = common.make_app(url)
     with app.app_context():
         snapshots.recalculate()
         db.session.commit()
         create_user(EMAIL, "Benchmark Admin", "admin", PASSWORD)
         db.session.remove()
-        refresh_statistics()
+        if not history_days:
+            refresh_statistics()
     return app
 
 
@@ -196,18 +202,23 @@ def report(medians: dict[str, float]) -> None:
         print(f"  ratio {name} {ratio:.2f}x (goal at most {GOAL:g}x): {verdict}")
 
 
+STATES = {"loaded, then VACUUM ANALYZE": 0, f"{HISTORY_DAYS} days of engagement, then the recalculation only": HISTORY_DAYS}
+
+
 def run(url: str, customers: int, quick: bool, profile: bool) -> None:
     warmup, requests = (WARMUP // 3, REQUESTS // 10) if quick else (WARMUP, REQUESTS)
     print(f"\n(d) pages: {customers:,} customers, {requests} timed requests per URL after {warmup} warm-up")
     print(f"  filtered: {FILTERED_PAGE}")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request
-    app = portal_app(url, customers)
-    try:
-        medians = measure(app, warmup, requests)
-        report(medians)
-        if profile:
-            print_profile(app, max((FIRST_PAGE, FILTERED_PAGE), key=medians.get))
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    for state, history_days in STATES.items():
+        print(f"  state: {state}")
+        app = portal_app(url, customers, history_days)
+        try:
+            medians = measure(app, warmup, requests)
+            report(medians)
+            if profile:
+                print_profile(app, max((FIRST_PAGE, FILTERED_PAGE), key=medians.get))
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()

@@ -45,10 +45,11 @@ def id_ranges(column=Customer.id, size: int | None = None, progress=None) -> Ite
         after = keys[-1]
 
 
-def latest(column, before: dt.date | None = None, through: dt.date | None = None, customer=Customer.id):
+def latest(column, before: dt.date | None = None, through: dt.date | None = None):
     """A column of the customer's latest health snapshot before a day (or on or before it), as a scalar subquery
-    correlated with `customer`: one backward probe of the (customer_id, date) unique index; NULL with none."""
-    query = select(column).where(HealthScore.customer_id == customer)
+    correlated with the enclosing query's customers: one backward probe of the (customer_id, date) unique index;
+    NULL with none."""
+    query = select(column).where(HealthScore.customer_id == Customer.id)
     if before is not None:
         query = query.where(HealthScore.date < before)
     if through is not None:

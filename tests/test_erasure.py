@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from portal import audit
+from portal import audit, batches
 from portal.health import settings, snapshots
 from portal.customers import erasure, service
 from portal.extensions import db
@@ -202,6 +202,18 @@ def test_the_retention_rule_erases_customers_churned_longer_ago_and_is_off_by_de
     assert erased == {long_ago} and recently not in erased and active not in erased
     row = db.session.execute(select(AuditLog.actor, AuditLog.new_value).where(AuditLog.field == "erased")).one()
     assert tuple(row) == ("retention rule", "personal data erased: churned more than 30 days ago")
+
+
+def test_the_retention_rule_erases_batch_by_batch_and_a_rerun_erases_none(ctx, monkeypatch):
+    now = dt.datetime.now(dt.timezone.utc)
+    due = [churned(40 + number, number, now) for number in range(1, 6)]
+    recently = churned(10, 9, now)
+    db.session.commit()
+    monkeypatch.setattr(batches, "BATCH", 2)
+    assert erasure.erase_churned(30, "retention rule", now) == 5
+    erased = {key for key, in db.session.execute(select(Customer.id).where(Customer.erased_at.is_not(None)))}
+    assert erased == set(due) and recently not in erased
+    assert erasure.erase_churned(30, "retention rule", now) == 0
 
 
 def test_the_retention_setting_is_on_the_settings_page_and_refuses_a_negative_number(app, client, auth):
