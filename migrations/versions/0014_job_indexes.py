@@ -5,8 +5,8 @@ days: one probe of (customer_id, kind, queued_at) rather than reading every emai
 Erasing a customer finds the emails sent to their address whatever its letter case: lower(recipient) is one probe
 rather than a pass over the whole outbox for each customer erased.
 
-Revision ID: 0015_job_indexes
-Revises: 0012_customer_erasure
+Revision ID: 0014_job_indexes
+Revises: 0013_health_current_and_rollups
 Create Date: 2026-12-07 01:00:00
 
 """
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0015_job_indexes'
-down_revision = '0012_customer_erasure'
+revision = '0014_job_indexes'
+down_revision = '0013_health_current_and_rollups'
 branch_labels = None
 depends_on = None
 
