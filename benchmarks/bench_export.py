@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -113,13 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.growth:
         parser.error("run the export benchmark with benchmarks/run.py --only export; this file alone runs --growth")
-    sys.stdout.reconfigure(line_buffering=True)
-    logging.basicConfig(level=logging.WARNING)  # keeps Alembic's per-migration INFO lines out of the figures
-    with tempfile.TemporaryDirectory(prefix="portal-bench-") as scratch:
-        workdir = Path(scratch)
-        url = args.database_url or f"sqlite:///{workdir / 'benchmark.db'}"
-        print(f"database: {url}")
-        growth(url, workdir, [int(size) for size in args.sizes.split(",")])
+    common.run_growth(growth, args.database_url, args.sizes)
 
 
 if __name__ == "__main__":

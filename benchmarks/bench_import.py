@@ -33,7 +33,6 @@ import resource
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -267,13 +266,7 @@ def main() -> None:
         return
     if not args.growth:
         parser.error("run the import benchmark with benchmarks/run.py --only import; this file alone runs --growth")
-    sys.stdout.reconfigure(line_buffering=True)
-    logging.basicConfig(level=logging.WARNING)  # keeps Alembic's per-migration INFO lines out of the figures
-    with tempfile.TemporaryDirectory(prefix="portal-bench-") as scratch:
-        workdir = Path(scratch)
-        url = args.database_url or f"sqlite:///{workdir / 'benchmark.db'}"
-        print(f"database: {url}")
-        growth(url, workdir, [int(size) for size in args.sizes.split(",")])
+    common.run_growth(growth, args.database_url, args.sizes)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ rows takes seconds; the schema always comes from the app's migrations.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -156,3 +159,15 @@ def report(measured_name: str, measured: float, baseline_name: str, baseline: fl
     print(f"  {measured_name:<44} {measured:8.3f} s")
     print(f"  {baseline_name:<44} {baseline:8.3f} s")
     print(f"  ratio {ratio:.2f}x (goal at most {goal:g}x): {verdict}")
+
+
+def run_growth(growth: Callable[[str, Path, list[int]], object], database_url: str | None, sizes: str) -> None:
+    """The --growth run of bench_import.py and bench_export.py: growth(url, scratch directory, sizes) on the given
+    database, or on SQLite in a temporary directory."""
+    sys.stdout.reconfigure(line_buffering=True)
+    logging.basicConfig(level=logging.WARNING)  # keeps Alembic's per-migration INFO lines out of the figures
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as scratch:
+        workdir = Path(scratch)
+        url = database_url or f"sqlite:///{workdir / 'benchmark.db'}"
+        print(f"database: {url}")
+        growth(url, workdir, [int(size) for size in sizes.split(",")])
