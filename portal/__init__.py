@@ -58,12 +58,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     htmx.init_app(app)
 
-    from . import auth, commands, dashboard, errors, probes
+    from . import auth, commands, dashboard, errors, pages, probes
 
     from .health import metrics
     from .backups import commands as backup_commands
 
     app.add_template_filter(metrics.label)
+    app.add_template_filter(pages.count)
     app.context_processor(navigation)
     app.register_blueprint(probes.bp)
     app.register_blueprint(auth.bp)

@@ -223,6 +223,7 @@ class Event(db.Model):
         CheckConstraint(one_of("source", EVENT_SOURCES), name="source"),
         CheckConstraint(one_of("outcome", EVENT_OUTCOMES), name="outcome"),
         Index("ix_events_outcome_received", "outcome", "received_at"),
+        Index("ix_events_received", "received_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -344,6 +345,9 @@ class EmailNotification(db.Model):
         Index("ix_email_notifications_status_next", "status", "next_attempt_at"),
         # A customer's emails of one kind since a moment (re-engagement's one per 14 days) in one probe.
         Index("ix_email_notifications_customer_kind_queued", "customer_id", "kind", "queued_at"),
+        # The log's newest first, of every status or of one.
+        Index("ix_email_notifications_queued", "queued_at", "id"),
+        Index("ix_email_notifications_status_queued", "status", "queued_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -391,6 +395,7 @@ class Feedback(db.Model):
         CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
         CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
         CheckConstraint(one_of("source", FEEDBACK_SOURCES), name="source"),
+        Index("ix_feedback_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask import render_template, request, url_for
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select
 
 from .extensions import db, htmx
 from .validation import ValidationError
@@ -51,20 +51,39 @@ def query_args(values: dict) -> dict:
     return {key: value for key, value in values.items() if value and not (key == "page" and value == 1)}
 
 
+# A list counts its rows up to this many and pages through the first of them: a view then reads at most this many
+# index entries whatever the size of the history, and a filter narrows a longer list.
+COUNT_CAP = 10_000
+
+
 @dataclass
 class Page:
-    """One page of a list: its rows, how many rows in all, this page's number and how many pages."""
+    """One page of a list: its rows, how many rows in all (at most COUNT_CAP: `more` when there are more), this
+    page's number and how many pages."""
 
     rows: list
     total: int
     page: int
     pages: int
+    more: bool = False
+
+
+def capped(total: int) -> tuple[int, bool]:
+    """A count made with a LIMIT of COUNT_CAP + 1: the count to show, and whether the list goes on past it."""
+    return min(total, COUNT_CAP), total > COUNT_CAP
+
+
+def count(value: int) -> str:
+    """A count made with a LIMIT of COUNT_CAP + 1, as a page shows it: "10,000+" past the cap."""
+    return f"{COUNT_CAP:,}+" if value > COUNT_CAP else f"{value:,}"
 
 
 def paginate(query: Select, number: int, size: int = 50, scalars: bool = False) -> Page:
-    """A count of the query's rows and the `number`th page of them (the last page when it is past the end)."""
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    """A count of the query's rows (up to COUNT_CAP) and the `number`th page of them (the last page when it is
+    past the end)."""
+    rows = query.order_by(None).with_only_columns(literal(1), maintain_column_froms=True).limit(COUNT_CAP + 1)
+    total, more = capped(db.session.scalar(select(func.count()).select_from(rows.subquery())))
     pages = max((total + size - 1) // size, 1)
     page = min(number, pages)
     result = db.session.execute(query.limit(size).offset((page - 1) * size))
-    return Page(list(result.scalars() if scalars else result.all()), total, page, pages)
+    return Page(list(result.scalars() if scalars else result.all()), total, page, pages, more)

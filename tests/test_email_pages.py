@@ -49,6 +49,16 @@ def test_the_log_filters_by_status_kind_and_customer_and_shows_the_failed_count(
     assert "<html" not in fragment.get_data(as_text=True) and "HX-Request" in fragment.headers["Vary"]
 
 
+def test_the_failed_count_stops_at_the_cap(ctx, client, auth, monkeypatch):
+    ada = add("ada")
+    for key in ("one", "two", "three"):
+        failed_email(ada, key)
+    monkeypatch.setattr("portal.pages.COUNT_CAP", 2)  # as with more than 10,000 failed emails
+    auth.login("viewer")
+    page = client.get("/emails").get_data(as_text=True)
+    assert "2+ failed" in page and "1 queued" in page  # and the welcome email
+
+
 def test_a_sent_message_shows_both_parts_safely(ctx, client, auth, smtp_server):
     add("ada")
     delivery.deliver_due()

@@ -110,6 +110,14 @@ def test_the_log_is_newest_first_fifty_a_page(member, seeded):
     assert rows(member.get("/events?customer=c1001&page=2")) == 10
 
 
+def test_a_long_log_counts_up_to_the_cap_and_pages_through_the_first(member, seeded, monkeypatch):
+    monkeypatch.setattr("portal.pages.COUNT_CAP", 60)  # as with 10,000 deliveries: the count stops at the cap
+    text = member.get("/events").get_data(as_text=True)
+    assert "More than 60 · page 1 of the first 2 (filter to narrow)" in text and "in all" not in text
+    assert rows(member.get("/events?page=9")) == 14  # past the cap: the last page within it
+    assert "3 in all" in member.get("/events?outcome=unmatched", headers=HX).get_data(as_text=True)
+
+
 @pytest.mark.parametrize("query, count", [
     ("source=landing", 1), ("source=email_provider", 1), ("source=github", 61), ("source=nonsense", 64),
     ("type=account_created", 1), ("type=issues.labeled", 61), ("outcome=unmatched", 3),

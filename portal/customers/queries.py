@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from .. import sql, validation
 from ..health import metrics
 from ..extensions import db
-from ..pages import Page, query_args
+from ..pages import COUNT_CAP, Page, capped, query_args
 from ..models import CUSTOMER_STATUSES, Assessment, Customer, HealthCurrent, User, format_id, override_in_force
 
 PAGE_SIZE = 50
@@ -237,13 +237,14 @@ def on_page(ids: Select | CompoundSelect, dialect: str):
 
 
 def count_query(shape: Filters) -> Select:
-    """How many rows the table has: the customers alone, joined to the snapshot only when a filter needs it.
-    count(*) rather than count(id): the database may then count the entries of its smallest index."""
+    """How many rows the table has, up to COUNT_CAP + 1: the customers alone, joined to the current health
+    only when a filter needs it; the database may then count the entries of its smallest index, and stops at the
+    cap."""
     where, needs_health = conditions(shape)
-    query = select(func.count()).select_from(Customer)
+    rows = select(literal_column("1")).select_from(Customer)
     if needs_health:
-        query = query.join(HealthCurrent, TODAYS_SCORE)
-    return query.where(*where)
+        rows = rows.join(HealthCurrent, TODAYS_SCORE)
+    return select(func.count()).select_from(rows.where(*where).limit(COUNT_CAP + 1).subquery())
 
 
 # The statements of one shape of filters are built once: putting one together (and working out its cache key)
@@ -299,7 +300,7 @@ def paginate(filters: Filters, today: dt.date) -> Page:
 
     number = filters.page
     rows = rows_of(number)
-    total = rows[0][0] if rows else db.session.scalar(count_statement(shape), params)
+    total, more = capped(rows[0][0] if rows else db.session.scalar(count_statement(shape), params))
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     if number > pages:
         number = pages
@@ -308,7 +309,7 @@ def paginate(filters: Filters, today: dt.date) -> Page:
     if shape.sort in SNAPSHOT_SORTS and len(rows) < PAGE_SIZE and offset + len(rows) < total:
         before = offset + len(rows) if rows else db.session.scalar(count_statement(shape, ranked_only=True), params)
         rows = rows_of(number, tail_limit=PAGE_SIZE - len(rows), tail_offset=max(offset - before, 0))
-    return Page([table_row(row, today) for row in rows], total, number, pages)
+    return Page([table_row(row, today) for row in rows], total, number, pages, more)
 
 
 def cohorts_in_use() -> Select:
