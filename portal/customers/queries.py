@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import (ARRAY, CompoundSelect, Integer, Row, Select, and_, any_, bindparam, cast, func, or_, select,
-                        literal_column, null, true, union_all)
+                        literal_column, null, union_all)
 from werkzeug.datastructures import MultiDict
 
 from .. import sql, validation
@@ -164,13 +164,15 @@ def ranked_ids_query(shape: Filters) -> Select:
 
     The check is a scalar subquery rather than EXISTS, which PostgreSQL turns into a join: the plan it keeps for a
     prepared statement, made without the filters' values, then hashed every customer and sorted every row, so it
-    planned each execution afresh instead. A scalar subquery leaves it this one plan. What that costs: a filter
-    few customers match reads many rows before the page is full."""
+    planned each execution afresh instead. A scalar subquery leaves it this one plan. Its only WHERE is the primary
+    key, and the filters are what it selects: given them as WHERE clauses, PostgreSQL without fresh statistics
+    probed ix_customers_status_cohort instead and read every customer of the cohort for each row. What that costs:
+    a filter few customers match reads many rows before the page is full."""
     key = SORTS[shape.sort]
     query = select(HealthCurrent.customer_id.label("id")).where(*snapshot_conditions(shape))
     on_customer = customer_conditions(shape)
     if on_customer:
-        matches = select(true()).where(Customer.id == HealthCurrent.customer_id, *on_customer)
+        matches = select(and_(*on_customer)).where(Customer.id == HealthCurrent.customer_id)
         query = query.where(matches.correlate(HealthCurrent).scalar_subquery())
     if shape.desc:
         return query.order_by(key.desc(), HealthCurrent.customer_id.desc())
