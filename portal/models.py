@@ -224,6 +224,8 @@ class Event(db.Model):
         CheckConstraint(one_of("outcome", EVENT_OUTCOMES), name="outcome"),
         Index("ix_events_outcome_received", "outcome", "received_at"),
         Index("ix_events_received", "received_at", "id"),
+        # A customer's latest event of a type (the risk signal of an uninstalled Action) in one descent.
+        Index("ix_events_customer_type_received", "customer_id", "event_type", "received_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -396,6 +398,7 @@ class Feedback(db.Model):
         CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
         CheckConstraint(one_of("source", FEEDBACK_SOURCES), name="source"),
         Index("ix_feedback_created", "created_at"),
+        Index("ix_feedback_customer_latest", "customer_id", "id"),  # a customer's latest answer in one descent
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

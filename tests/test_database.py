@@ -100,3 +100,10 @@ def test_an_unsynced_autocommit_connection_commits_at_once_and_goes_back_to_the_
     with db.engine.connect() as first, db.engine.connect() as second:  # the two pooled connections
         [again] = [each for each in (first, second) if each.connection.dbapi_connection is raw]
         assert sync_setting(again) in ("on", "full")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="JIT is PostgreSQL's (TEST_POSTGRES_URL)")
+def test_postgresql_connections_run_without_jit(ctx):
+    db.engine.dispose()
+    with db.engine.connect() as first, db.engine.connect() as second:
+        assert [connection.exec_driver_sql("SHOW jit").scalar() for connection in (first, second)] == ["off", "off"]

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import case, func, or_, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 
 from .. import clock
 from ..extensions import db
@@ -53,8 +53,10 @@ def rejections_rising(recent: tuple[int, int], before: tuple[int, int], threshol
 
 
 def among(column, ids: list[int] | None):
-    """The condition "column is one of these customers"; None means every customer (no IN list of thousands)."""
-    return true() if ids is None else column.in_(ids)
+    """The condition "column is one of these customers"; None means every customer (no IN list of thousands).
+    Within the ids' range too, as in snapshots.among: PostgreSQL short of statistics then reads a batch through
+    the index rather than the whole table."""
+    return true() if ids is None else and_(column.between(min(ids), max(ids)), column.in_(ids))
 
 
 def signals(customer_ids: Iterable[int] | None, today: dt.date | None = None) -> dict[int, list[Signal]]:
@@ -71,18 +73,24 @@ def signals(customer_ids: Iterable[int] | None, today: dt.date | None = None) ->
     return found
 
 
+def latest_ids(model, ids: list[int] | None, *where, order=None) -> dict[int, int]:
+    """{customer id: id of their latest `model` row matching `where`} of these customers, newest by `order` (the
+    id by default). A lookup per customer through its customer_id index: grouping the rows of `customer_id IN
+    (...)` was planned, without fresh statistics, as a pass over the whole table for every batch of customers."""
+    order = order if order is not None else [model.id.desc()]
+    latest = (select(model.id).where(model.customer_id == Customer.id, *where).order_by(*order).limit(1)
+              .scalar_subquery())
+    return {customer_id: row_id for customer_id, row_id in db.session.execute(
+        select(Customer.id, latest).where(among(Customer.id, ids))) if row_id is not None}
+
+
 def uninstalled(ids: list[int] | None, _today: dt.date, _settings: dict):
-    latest = (
-        select(Event.customer_id, func.max(Event.received_at).label("at"))
-        .where(Event.source == "github", Event.event_type == "installation", among(Event.customer_id, ids), Event.customer_id.is_not(None))
-        .group_by(Event.customer_id)
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(Event.customer_id, Event.payload, Event.received_at)
-        .join(latest, (latest.c.customer_id == Event.customer_id) & (latest.c.at == Event.received_at))
-        .where(Event.source == "github", Event.event_type == "installation")
-    )
+    latest = latest_ids(Event, ids, Event.source == "github", Event.event_type == "installation",
+                        order=[Event.received_at.desc(), Event.id.desc()])
+    if not latest:
+        return
+    rows = db.session.execute(select(Event.customer_id, Event.payload, Event.received_at)
+                              .where(Event.id.in_(list(latest.values()))))
     for customer_id, payload, received_at in rows:
         if isinstance(payload, dict) and payload.get("action") == "deleted":
             yield customer_id, Signal("uninstalled", f"GitHub reported the Action uninstalled on {received_at:%Y-%m-%d}.")
@@ -90,16 +98,13 @@ def uninstalled(ids: list[int] | None, _today: dt.date, _settings: dict):
 
 def inactive(ids: list[int] | None, today: dt.date, current: dict):
     days = current["risk_inactive_days"]
-    last = dict(db.session.execute(
-        select(Engagement.customer_id, func.max(Engagement.date))
-        .where(among(Engagement.customer_id, ids), or_(Engagement.issues_tagged > 0, Engagement.prs_generated > 0))
-        .group_by(Engagement.customer_id)
-    ).all())
+    last = (select(func.max(Engagement.date))
+            .where(Engagement.customer_id == Customer.id, or_(Engagement.issues_tagged > 0, Engagement.prs_generated > 0))
+            .scalar_subquery())
     since = today - dt.timedelta(days=days)
-    for customer_id, signup, status in db.session.execute(
-        select(Customer.id, Customer.signup_date, Customer.status).where(among(Customer.id, ids))
+    for customer_id, signup, status, latest in db.session.execute(
+        select(Customer.id, Customer.signup_date, Customer.status, last).where(among(Customer.id, ids))
     ):
-        latest = last.get(customer_id)
         if status != "churned" and signup <= since and (latest is None or latest <= since):
             when = f"since {latest}" if latest else "ever"
             yield customer_id, Signal("inactive", f"No issue tagged or PR generated {when} ({days}+ days).")
@@ -109,14 +114,11 @@ def rejections(ids: list[int] | None, today: dt.date, current: dict):
     threshold = current["risk_rejection_percent"]
     recent_start, before_start = today - dt.timedelta(days=WINDOW - 1), today - dt.timedelta(days=2 * WINDOW - 1)
     recent = Engagement.date >= recent_start
-    sums = [func.sum(column) for column in (case((recent, Engagement.prs_rejected), else_=0),
-                                            case((recent, Engagement.prs_merged), else_=0),
-                                            Engagement.prs_rejected, Engagement.prs_merged)]
-    rows = db.session.execute(
-        select(Engagement.customer_id, *sums)
-        .where(among(Engagement.customer_id, ids), Engagement.date.between(before_start, today))
-        .group_by(Engagement.customer_id)
-    )
+    window = (Engagement.customer_id == Customer.id, Engagement.date.between(before_start, today))
+    sums = [select(func.sum(column)).where(*window).scalar_subquery()  # per customer, as in latest_ids
+            for column in (case((recent, Engagement.prs_rejected), else_=0), case((recent, Engagement.prs_merged), else_=0),
+                           Engagement.prs_rejected, Engagement.prs_merged)]
+    rows = db.session.execute(select(Customer.id, *sums).where(among(Customer.id, ids)))
     for customer_id, recent_rejected, recent_merged, rejected, merged in rows:
         now = (int(recent_rejected or 0), int(recent_merged or 0))
         then = (int(rejected or 0) - now[0], int(merged or 0) - now[1])
@@ -149,14 +151,11 @@ def blockers(ids: list[int] | None, today: dt.date, current: dict):
 
 
 def detractors(ids: list[int] | None, _today: dt.date, _settings: dict):
-    latest = (
-        select(Feedback.customer_id, func.max(Feedback.id).label("id"))
-        .where(among(Feedback.customer_id, ids), Feedback.nps.is_not(None))
-        .group_by(Feedback.customer_id)
-        .subquery()
-    )
+    latest = latest_ids(Feedback, ids, Feedback.nps.is_not(None))
+    if not latest:
+        return
     for customer_id, nps, created_at in db.session.execute(
-        select(Feedback.customer_id, Feedback.nps, Feedback.created_at).join(latest, latest.c.id == Feedback.id)
+        select(Feedback.customer_id, Feedback.nps, Feedback.created_at).where(Feedback.id.in_(list(latest.values())))
     ):
         if nps <= DETRACTOR_MAX:
             yield customer_id, Signal("detractor", f"Answered NPS {nps} on {created_at:%Y-%m-%d}.")
