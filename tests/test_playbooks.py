@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.jobs import runs
 from portal.jobs.tasks import STANDARD_JOBS
 from portal.emails import render
-from portal.models import AuditLog, Customer, EmailNotification, HealthScore, Intervention, Playbook, User
+from portal.models import AuditLog, Customer, EmailNotification, HealthCurrent, HealthScore, Intervention, Playbook, User
 from portal.playbooks import catalog, rules, service
 from tests.conftest import add_user, csrf_token, make_app
 
@@ -33,9 +33,16 @@ def customer(number: int, band="at_risk", stage="onboarding", owner=None, cohort
                                    "github_username": f"org-{number}", "cohort": cohort}, actor="test",
                                   signup_date=TODAY - dt.timedelta(days=signed_up_days_ago), status=status)
     item.owner_id = owner.id if owner else None
-    db.session.add(snapshot(item.id, TODAY, band, stage, score=30))
+    scored(item.id, TODAY, band, stage, score=30)
     db.session.flush()
     return item
+
+
+def scored(customer_id: int, day: dt.date, band: str, stage: str, score: int) -> None:
+    """A snapshot of the day and the customer's current health, as a recalculation leaves them."""
+    db.session.add(snapshot(customer_id, day, band, stage, score))
+    db.session.merge(HealthCurrent(customer_id=customer_id, date=day, score=score, band=band, stage=stage, signals=0,
+                                   signal_count=0))
 
 
 def snapshot(customer_id: int, day: dt.date, band: str, stage: str, score: int, days_active: int = 0) -> HealthScore:
@@ -179,7 +186,8 @@ def test_the_daily_cap_per_owner_skips_the_rest_and_says_who(ctx, owner):
                                 rule=first.rule, assignee_id=owner.id, created_at=NOW - dt.timedelta(hours=1)))
     result = service.start(second, NOW, "Ada")
     assert (result.created, result.skipped, result.cap) == (3, {"Olive Owner": 3}, 3)
-    db.session.add_all(snapshot(number, TODAY + dt.timedelta(days=1), "at_risk", "onboarding", 30) for number in (4, 5))
+    for number in (4, 5):
+        scored(number, TODAY + dt.timedelta(days=1), "at_risk", "onboarding", 30)
     assert service.start(second, NOW + dt.timedelta(days=1), "Ada").created == 2  # a new day, a new allowance
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, and_, func, select
 
 from .. import audit, clock
-from ..batches import id_ranges, latest
+from ..batches import absent, id_ranges
 from ..health import risk, settings
 from ..emails import outbox
 from ..extensions import db
 from ..health.metrics import label
-from ..models import Customer, HealthScore, Intervention, Playbook, User
+from ..models import Customer, HealthCurrent, Intervention, Playbook, User
 from ..health.rule_tasks import PENDING, insert_new
 from . import rules
 
@@ -31,40 +31,43 @@ class RunResult:
 
 
 def eligible(playbook: Playbook, today: dt.date, low: int, high: int) -> Select:
-    """(customer id, id of today's snapshot) of the active customers with an id from low to high who meet the
-    customer's side of the condition, have today's snapshot and no pending task of the playbook. Only a first
-    sieve: the database's unique index is what refuses a second task. Today's snapshot is probed through the
-    (customer_id, date) index (portal.batches)."""
+    """The ids of the active customers from low to high who qualify: a current health row of today (their snapshot
+    of today) in the condition's bands and stages, the customer's side of the condition, and no pending task of the
+    playbook (only a first sieve: the database's unique index is what refuses a second task).
+
+    It reads the batch's current health rows by key range and checks each one's customer by primary key in a
+    scalar subquery, as the customers table does: written as a join, PostgreSQL without fresh statistics took
+    both sides for one row each and read the batch's customers again for every current row."""
     condition = playbook.condition or {}
-    pending = exists().where(Intervention.customer_id == Customer.id, Intervention.rule == playbook.rule,
-                             Intervention.kind == "task", Intervention.status.in_(PENDING))
-    query = (select(Customer.id, latest(HealthScore.id, through=today).label("snapshot"))
-             .where(Customer.id.between(low, high), Customer.status == "active",
-                    latest(HealthScore.date, through=today) == today, ~pending)
-             .order_by(Customer.id))
+    on_customer = [Customer.status == "active"]
     if condition.get("cohorts"):
-        query = query.where(Customer.cohort.in_(condition["cohorts"]))
+        on_customer.append(Customer.cohort.in_(condition["cohorts"]))
     if condition.get("min_days") is not None:
-        query = query.where(Customer.signup_date <= today - dt.timedelta(days=condition["min_days"]))
+        on_customer.append(Customer.signup_date <= today - dt.timedelta(days=condition["min_days"]))
     if condition.get("max_days") is not None:
-        query = query.where(Customer.signup_date >= today - dt.timedelta(days=condition["max_days"]))
+        on_customer.append(Customer.signup_date >= today - dt.timedelta(days=condition["max_days"]))
+    matches = select(and_(*on_customer)).where(Customer.id == HealthCurrent.customer_id).scalar_subquery()
+    pending = select(Intervention.id).where(Intervention.customer_id == HealthCurrent.customer_id,
+                                            Intervention.rule == playbook.rule, Intervention.kind == "task",
+                                            Intervention.status.in_(PENDING))
+    query = (select(HealthCurrent.customer_id)
+             .where(HealthCurrent.customer_id.between(low, high), HealthCurrent.date == today, matches, absent(pending))
+             .order_by(HealthCurrent.customer_id))
+    for key, column in (("bands", HealthCurrent.band), ("stages", HealthCurrent.stage)):
+        if condition.get(key):
+            query = query.where(column.in_(condition[key]))
     return query
 
 
-def candidates(playbook: Playbook, today: dt.date, low: int, high: int) -> list[tuple[Customer, HealthScore]]:
-    """(customer, today's snapshot) of those who qualify among the ids from low to high, by id; the snapshots are
-    read by primary key, and the band and stage checked on them."""
-    condition = playbook.condition or {}
-    snapshot_ids = [snapshot for _, snapshot in db.session.execute(eligible(playbook, today, low, high))]
-    if not snapshot_ids:
+def candidates(playbook: Playbook, today: dt.date, low: int, high: int) -> list[tuple[Customer, HealthCurrent]]:
+    """(customer, current health) of those who qualify among the ids from low to high (see eligible), by id; the
+    rows are read by primary key, and the condition's signal checked on them."""
+    ids = db.session.scalars(eligible(playbook, today, low, high)).all()
+    if not ids:
         return []
-    query = (select(Customer, HealthScore).join(HealthScore, HealthScore.customer_id == Customer.id)
-             .where(HealthScore.id.in_(snapshot_ids)).order_by(Customer.id))
-    for key, column in (("bands", HealthScore.status), ("stages", HealthScore.stage)):
-        if condition.get(key):
-            query = query.where(column.in_(condition[key]))
-    rows = db.session.execute(query).all()
-    signal = condition.get("signal")
+    rows = db.session.execute(select(Customer, HealthCurrent).join(HealthCurrent, HealthCurrent.customer_id == Customer.id)
+                              .where(Customer.id.in_(ids)).order_by(Customer.id)).all()
+    signal = (playbook.condition or {}).get("signal")
     if signal and rows:
         raised = risk.signals([customer.id for customer, _ in rows], today)
         rows = [row for row in rows if any(item.kind == signal for item in raised.get(row[0].id, []))]
@@ -81,13 +84,13 @@ def tasks_given_today(today: dt.date) -> dict[int | None, int]:
         .group_by(Intervention.assignee_id)).all())
 
 
-def values_for(customer: Customer, snapshot: HealthScore, owner: str) -> dict:
+def values_for(customer: Customer, snapshot: HealthCurrent, owner: str) -> dict:
     return {"organization": customer.organization, "public_id": customer.public_id, "owner": owner,
-            "cohort": customer.cohort, "band": label(snapshot.status).lower(), "stage": label(snapshot.stage).lower(),
+            "cohort": customer.cohort, "band": label(snapshot.band).lower(), "stage": label(snapshot.stage).lower(),
             "score": snapshot.score}
 
 
-def step_rows(playbook: Playbook, customer: Customer, snapshot: HealthScore, owner: str, now: dt.datetime) -> list[dict]:
+def step_rows(playbook: Playbook, customer: Customer, snapshot: HealthCurrent, owner: str, now: dt.datetime) -> list[dict]:
     """The interventions of every step for one customer; the task first."""
     values, today = values_for(customer, snapshot, owner), clock.local_date(now)
     common = {"customer_id": customer.id, "trigger": "rule", "rule": playbook.rule, "created_at": now,
