@@ -299,6 +299,10 @@ class HealthScore(db.Model):
     # day: the dashboard's funnel and signal counts are rolled up from them.
     steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     signals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The customer's blocker and days to complete that day: the dashboard's blocker counts and average time to
+    # complete are rolled up from them (NULL on snapshots taken before they were kept).
+    blocker: Mapped[str | None] = mapped_column(String(20))
+    days_to_complete: Mapped[int | None] = mapped_column(Integer)
 
 
 class HealthCurrent(db.Model):
@@ -313,8 +317,6 @@ class HealthCurrent(db.Model):
         Index("ix_health_current_score", "score", "customer_id"),
         Index("ix_health_current_band_score", "band", "score", "customer_id"),
         Index("ix_health_current_stage", "stage", "customer_id"),
-        # The dashboard's signal list: most signals first, then the lowest score.
-        Index("ix_health_current_signal_count", "signal_count", "score", "customer_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
@@ -324,6 +326,11 @@ class HealthCurrent(db.Model):
     stage: Mapped[str] = mapped_column(String(20))
     signals: Mapped[int] = mapped_column(Integer, default=0)
     signal_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The dashboard's signal list: most signals first, then the lowest score, read in index order.
+Index("ix_health_current_signal_count", HealthCurrent.signal_count.desc(), HealthCurrent.score,
+      HealthCurrent.customer_id)
 
 
 class HealthRollup(db.Model):

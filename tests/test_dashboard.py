@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.health.metrics import STEPS, label
 from portal.models import AppSetting, HealthScore
 
-from .conftest import make_app
+from .conftest import csrf_token, make_app
 
 
 def add(number, steps=0, status="active"):
@@ -40,6 +40,23 @@ def test_dashboard_figures(ctx):
     # complete onboarding alone is 30: every one of them is at risk
     assert board.at_risk == 3 and len(board.at_risk_customers) == 3
     assert sum(board.bands.values()) == 3
+
+
+def test_blockers_and_days_to_complete_come_from_the_days_rollup(ctx, client, auth):
+    first, second, third = add(1, steps=5), add(2), add(3)
+    for customer, blocker in ((first, "billing"), (second, "billing"), (third, "permissions")):
+        service.set_details(customer, blocker, "", "test")
+    db.session.commit()
+    board = analytics.dashboard()  # the day's first view recalculates everyone: the snapshots keep the blockers
+    assert board.onboarding.blockers == {"billing": 2, "permissions": 1}
+    assert board.onboarding.average_days_to_complete == 10.0
+    auth.login()
+    saved = client.post("/customers/c1003/details", data={"blocker_type": "none", "notes": ""},
+                        headers={"X-CSRFToken": csrf_token(client, "/customers/c1003"), "HX-Request": "true"})
+    assert saved.status_code == 200
+    db.session.expire_all()
+    assert analytics.onboarding_summary().blockers == {"billing": 2}  # saved on the page: counted at once
+    assert rollups.day(dt.date.today()) == rollups.counted(dt.date.today(), dt.date.today())[dt.date.today()]
 
 
 def test_dashboard_page_shows_kpis_and_at_risk_list(ctx, client, auth):

@@ -20,7 +20,7 @@ from .conftest import clean
 START = dt.date(2026, 10, 1)
 CUSTOMERS = 4
 KEPT = ("customer_id", "date", "score", "status", "stage", "days_active", "prs_generated", "prs_merged", "steps",
-        "signals")
+        "signals", "blocker", "days_to_complete")
 
 CHANGES = st.one_of(
     st.tuples(st.just("engagement"), st.integers(0, CUSTOMERS - 1), st.integers(0, 40),
@@ -29,6 +29,8 @@ CHANGES = st.one_of(
     st.tuples(st.just("step"), st.integers(0, CUSTOMERS - 1), st.sampled_from(STEPS), st.booleans()),
     st.tuples(st.just("status"), st.integers(0, CUSTOMERS - 1), st.sampled_from(["active", "paused", "churned"])),
     st.tuples(st.just("feedback"), st.integers(0, CUSTOMERS - 1), st.integers(0, 10)),
+    st.tuples(st.just("blocker"), st.integers(0, CUSTOMERS - 1), st.sampled_from(["none", "billing", "permissions"])),
+    st.tuples(st.just("all_steps"), st.integers(0, CUSTOMERS - 1)),
     st.tuples(st.just("next_day")),
     st.tuples(st.just("job")),
 )
@@ -91,6 +93,11 @@ def test_any_sequence_of_changes_keeps_the_rollups_and_current_rows_as_a_recount
                 customer.status = args[1]
             elif kind == "feedback":
                 feedback.record(customer, {"nps": args[1]}, "test")
+            elif kind == "blocker":
+                service.set_details(customer, args[1], "", "test")
+            elif kind == "all_steps":  # completes onboarding: the days to complete are set
+                for step in STEPS:
+                    service.set_step(customer, step, True, "test")
             snapshots.recalculate([customer.id], today)  # feedback also recalculates the clock's today itself
             db.session.commit()
 

@@ -10,7 +10,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from .. import clock
 from ..health import metrics, risk, rollups, snapshots
 from ..extensions import db
-from ..models import Customer, Engagement, HealthCurrent, HealthScore, Onboarding, format_id
+from ..models import Customer, Engagement, HealthCurrent, HealthScore, format_id
 
 
 def percent(part: int, whole: int) -> int:
@@ -28,30 +28,22 @@ class OnboardingSummary:
 
 
 def onboarding_summary(today: dt.date | None = None) -> OnboardingSummary:
-    """The funnel from the day's rollup (customers with each step done); the blockers and the average days to
-    complete from the onboarding rows that have them."""
+    """The funnel, the blockers and the average days to complete from the day's rollup (customers with each step
+    done, with each blocker, and the days to complete summed over those who have them)."""
     today = today or clock.today()
     ensure_todays_scores(today)
     day = rollups.day(today)
     total, completed = day["customers"], day["completed"]
-    average = db.session.scalar(select(func.avg(Onboarding.days_to_complete))
-                                .where(Onboarding.days_to_complete.is_not(None)))
-    blockers = dict(
-        db.session.execute(
-            select(Onboarding.blocker_type, func.count())
-            .where(Onboarding.blocker_type != "none")
-            .group_by(Onboarding.blocker_type)
-            .order_by(func.count().desc(), Onboarding.blocker_type)
-        ).all()
-    )
+    timed = day["completions_timed"]
+    blocked = [(kind, int(day[f"blocker:{kind}"])) for kind in metrics.BLOCKER_TYPES if day[f"blocker:{kind}"] > 0]
     counts = [day[f"step:{step}"] for step in metrics.STEPS]
     return OnboardingSummary(
         total=total,
         completed=completed,
         completion_rate=percent(completed, total),
         steps=[(step, int(count), percent(int(count), total)) for step, count in zip(metrics.STEPS, counts)],
-        average_days_to_complete=round(float(average), 1) if average is not None else None,
-        blockers=blockers,
+        average_days_to_complete=round(day["completion_days"] / timed, 1) if timed else None,
+        blockers=dict(sorted(blocked, key=lambda item: (-item[1], item[0]))),
     )
 
 

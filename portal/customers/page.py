@@ -147,10 +147,12 @@ def save_details(customer_id: str):
         return render_template("customers/_details_state.html", error="; ".join(
             error for errors in form.errors.values() for error in errors)), 422
     try:
-        service.set_details(customer, form.blocker_type.data, form.notes.data or "", *actor())
+        changes = service.set_details(customer, form.blocker_type.data, form.notes.data or "", *actor())
     except ValidationError as error:
         db.session.rollback()
         return render_template("customers/_details_state.html", error=str(error)), 422
+    if "blocker_type" in changes:  # the day's snapshot keeps the blocker: the dashboard counts it from there
+        snapshots.recalculate([customer.id])
     db.session.commit()
     return render_template("customers/_details_state.html", saved_at=clock.now())
 

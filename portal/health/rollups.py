@@ -1,8 +1,8 @@
 """Daily rollups: each day's figures over that day's snapshots, kept current as the snapshots change.
 
 A day's rollup is a handful of measures (health_rollups rows): how many customers have a snapshot that day, the
-sum of their scores, the count in each band and stage, the count with each onboarding step done and with each
-risk signal raised. Every recalculation adds to it what it changed (the new snapshot's measures minus the one it
+sum of their scores, the count in each band and stage, the count with each onboarding step done, with each
+risk signal raised and with each blocker, and the sum and count of the days to complete. Every recalculation adds to it what it changed (the new snapshot's measures minus the one it
 replaced), so the dashboard and the trends read a few rows whatever the number of customers.
 
 The additions of a transaction are gathered in the session and written just before it commits, each row in the
@@ -40,11 +40,18 @@ def kinds_of(mask: int) -> list[str]:
     return [kind for index, kind in enumerate(risk.KINDS) if mask & (1 << index)]
 
 
-def measures(score: int, band: str, stage: str, steps: int, signals: int, customers: int = 1) -> Counter:
+def measures(score: int, band: str, stage: str, steps: int, signals: int, blocker: str | None = None,
+             days_to_complete: int | None = None, customers: int = 1) -> Counter:
     """What `customers` snapshots with these values add to their day's rollup. Signals count only for customers
-    not churned, as the dashboard shows them."""
+    not churned, as the dashboard shows them; a blocker (other than "none") and the days to complete count when
+    the snapshot has them (older ones do not)."""
     found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
                      f"stage:{stage}": customers})
+    if blocker not in (None, "none"):
+        found[f"blocker:{blocker}"] += customers
+    if days_to_complete is not None:
+        found["completion_days"] += days_to_complete * customers
+        found["completions_timed"] += customers
     for index, step in enumerate(metrics.STEPS):
         if steps & (1 << index):
             found[f"step:{step}"] += customers
@@ -59,13 +66,18 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, custom
 
 def record(day: dt.date, old: Mapping | None, new: Mapping) -> None:
     """Note in the session that a snapshot of `day` went from `old` (None: there was none) to `new`; both hold
-    score, status, stage, steps and signals. Written when the transaction commits."""
+    score, status, stage, steps, signals, blocker and days_to_complete. Written when the transaction commits."""
     changes = db.session.info.setdefault(PENDING, Counter())
-    for measure, value in measures(new["score"], new["status"], new["stage"], new["steps"], new["signals"]).items():
+    for measure, value in snapshot_measures(new).items():
         changes[(day, measure)] += value
     if old is not None:
-        for measure, value in measures(old["score"], old["status"], old["stage"], old["steps"], old["signals"]).items():
+        for measure, value in snapshot_measures(old).items():
             changes[(day, measure)] -= value
+
+
+def snapshot_measures(snapshot: Mapping) -> Counter:
+    return measures(snapshot["score"], snapshot["status"], snapshot["stage"], snapshot["steps"], snapshot["signals"],
+                    snapshot.get("blocker"), snapshot.get("days_to_complete"))
 
 
 @event.listens_for(Session, "before_commit")
@@ -105,17 +117,17 @@ def days(first: dt.date, last: dt.date, names: Iterable[str]) -> dict[dt.date, C
 def counted(first: dt.date | None = None, last: dt.date | None = None) -> dict[dt.date, Counter]:
     """The rollups of the days from first to last (every day when None) counted afresh from their snapshots, in
     one grouped query: snapshots alike in band, stage, steps and signals are counted together."""
-    query = (select(HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals,
-                    func.count(), func.sum(HealthScore.score))
-             .group_by(HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals))
+    alike = (HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals,
+             HealthScore.blocker, HealthScore.days_to_complete)
+    query = select(*alike, func.count(), func.sum(HealthScore.score)).group_by(*alike)
     if first is not None:
         query = query.where(HealthScore.date >= first)
     if last is not None:
         query = query.where(HealthScore.date <= last)
     found: dict[dt.date, Counter] = {}
-    for on, band, stage, steps, signals, count, total in db.session.execute(query):
+    for on, band, stage, steps, signals, blocker, days, count, total in db.session.execute(query):
         day_measures = found.setdefault(on, Counter())
-        day_measures.update(measures(0, band, stage, steps, signals, count))
+        day_measures.update(measures(0, band, stage, steps, signals, blocker, days, count))
         day_measures["score_total"] += int(total)
     return found
 

@@ -15,7 +15,7 @@ from . import metrics, risk, rollups
 
 COMPLETED_ON = "health_completed_on"
 # What a snapshot adds to its day's rollup.
-STORED = ("score", "status", "stage", "steps", "signals")
+STORED = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
 
 
 NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
@@ -113,6 +113,8 @@ def inputs_statement(scope: str) -> Select:
             customers.c.id,
             customers.c.status,
             *(onboarding.c[step] for step in metrics.STEPS),
+            onboarding.c.blocker_type,
+            onboarding.c.days_to_complete,
             *totals_columns,
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in STORED),
@@ -228,6 +230,8 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
             "calculated_at": calculated_at,
             "steps": rollups.step_mask(steps),
             "signals": rollups.signal_mask(kinds),
+            "blocker": row.blocker_type,
+            "days_to_complete": row.days_to_complete,
         }
         rows.append(snapshot)
         rollups.record(today, {name: getattr(row, f"stored_{name}") for name in STORED} if row.stored else None,
