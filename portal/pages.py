@@ -73,9 +73,14 @@ def capped(total: int) -> tuple[int, bool]:
     return min(total, COUNT_CAP), total > COUNT_CAP
 
 
-def count(value: int) -> str:
-    """A count made with a LIMIT of COUNT_CAP + 1, as a page shows it: "10,000+" past the cap."""
-    return f"{COUNT_CAP:,}+" if value > COUNT_CAP else f"{value:,}"
+# A figure in a page's head (a badge) counts up to this many: it says "look", not how much.
+BADGE_CAP = 1_000
+
+
+def count(value: int, cap: int | None = None) -> str:
+    """A count made with a LIMIT of cap + 1 (COUNT_CAP by default), as a page shows it: "10,000+" past the cap."""
+    cap = COUNT_CAP if cap is None else cap
+    return f"{cap:,}+" if value > cap else f"{value:,}"
 
 
 def paginate(query: Select, number: int, size: int = 50, scalars: bool = False) -> Page:

@@ -53,7 +53,7 @@ def test_the_failed_count_stops_at_the_cap(ctx, client, auth, monkeypatch):
     ada = add("ada")
     for key in ("one", "two", "three"):
         failed_email(ada, key)
-    monkeypatch.setattr("portal.pages.COUNT_CAP", 2)  # as with more than 10,000 failed emails
+    monkeypatch.setattr("portal.pages.BADGE_CAP", 2)  # as with more than 1,000 failed emails
     auth.login("viewer")
     page = client.get("/emails").get_data(as_text=True)
     assert "2+ failed" in page and "1 queued" in page  # and the welcome email

@@ -59,10 +59,10 @@ COUNTED = ("failed", "queued")
 
 
 def status_counts() -> dict[str, int]:
-    """How many emails of each COUNTED status, each up to pages.COUNT_CAP + 1 (see the `count` filter): a walk of
-    ix_email_notifications_status_queued that stops there, not a pass over the whole outbox."""
+    """How many emails of each COUNTED status, each up to pages.BADGE_CAP + 1 (see the `count` filter): a walk of
+    an index on status that stops there, not a pass over the whole outbox."""
     def counted(status: str):
-        rows = select(literal_column("1")).select_from(EN).where(EN.status == status).limit(pages.COUNT_CAP + 1)
+        rows = select(literal_column("1")).select_from(EN).where(EN.status == status).limit(pages.BADGE_CAP + 1)
         return select(func.count()).select_from(rows.subquery()).scalar_subquery()
     return dict(zip(COUNTED, db.session.execute(select(*(counted(status) for status in COUNTED))).one()))
 

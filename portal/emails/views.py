@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from .. import clock
+from .. import clock, pages
 from ..auth import actor, editor_required, login_required
 from ..customers.table import get_customer_or_404
 from ..extensions import db
@@ -23,7 +23,8 @@ bp.context_processor(public_ids)  # customer_public_id() in the templates, as on
 @login_required
 def index():
     return filtered_list(queries, "emails/_rows.html", "emails/index.html",
-                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(), now=clock.now())
+                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(), now=clock.now(),
+                         badge_cap=pages.BADGE_CAP)
 
 
 @bp.get("/emails/<int:email_id>")

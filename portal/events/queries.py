@@ -64,9 +64,16 @@ def newest_first(where: list) -> Select:
     return select(Event).where(*where).order_by(Event.received_at.desc(), Event.id.desc())
 
 
+# The filter suggests the types of this many latest events (through ix_events_received); any type can be typed.
+SUGGESTED_FROM = 1_000
+
+
 def event_types() -> list[str]:
-    """Types seen so far, as suggestions for the filter."""
-    return list(db.session.scalars(select(Event.event_type).distinct().order_by(Event.event_type).limit(200)))
+    """The types of the latest events, as suggestions for the filter: a bounded read, where every type ever seen
+    took a pass over the whole log."""
+    latest = select(Event.event_type).order_by(Event.received_at.desc(), Event.id.desc()).limit(SUGGESTED_FROM)
+    types = latest.subquery()
+    return list(db.session.scalars(select(types.c.event_type).distinct().order_by(types.c.event_type).limit(200)))
 
 
 def sender(source: str, payload: Any) -> str:
