@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 from flask import url_for
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, func, select
 
-from portal import analytics
+from portal import analytics, clock
 from portal.health import rollups, snapshots
 from portal.customers import service
 from portal.dashboard import customer_url
@@ -215,7 +215,29 @@ def test_dashboard_costs_a_fixed_number_of_queries(app, client, auth):
     with app.app_context():
         assert analytics.onboarding_summary().total == 30
     assert (scoring_30, page_30) == (scoring_3, page_3)
-    assert page_3 < scoring_3 and page_3 <= 16  # the figures, the trends, and one query per risk rule
+    assert page_3 < scoring_3 and page_3 <= 16  # the figures, the trends, the risk facts of the listed customers
+
+
+def test_a_big_portal_shows_the_last_complete_day_until_the_health_job_has_run(app, client, auth, monkeypatch):
+    monkeypatch.setattr(analytics, "IN_REQUEST_CUSTOMERS", 2)  # as with more than 2,000 customers
+    with app.app_context():
+        today = clock.today()
+    yesterday = today - dt.timedelta(days=1)
+    add_many(app, range(3))
+    with app.app_context():
+        db.session.execute(delete(HealthScore))
+        snapshots.recalculate(today=yesterday)  # yesterday's full run; today's has not happened yet
+        db.session.commit()
+    app.extensions.pop("portal.scores_complete", None)
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+    assert f"these figures are of {yesterday}" in page and "Customers</span><strong>3<" in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(HealthScore).where(HealthScore.date == today)) == 0
+        snapshots.refresh(today)  # the health job at :05
+        db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert "these figures are of" not in page and "Customers</span><strong>3<" in page
 
 
 def test_at_risk_rows_link_to_the_customer_page_only_when_it_exists(app, client, auth):

@@ -30,9 +30,7 @@ class OnboardingSummary:
 def onboarding_summary(today: dt.date | None = None) -> OnboardingSummary:
     """The funnel, the blockers and the average days to complete from the day's rollup (customers with each step
     done, with each blocker, and the days to complete summed over those who have them)."""
-    today = today or clock.today()
-    ensure_todays_scores(today)
-    day = rollups.day(today)
+    day = rollups.day(ensure_todays_scores(today or clock.today()))
     total, completed = day["customers"], day["completed"]
     timed = day["completions_timed"]
     blocked = [(kind, int(day[f"blocker:{kind}"])) for kind in metrics.BLOCKER_TYPES if day[f"blocker:{kind}"] > 0]
@@ -74,8 +72,16 @@ def engagement_summary(days: int, today: dt.date | None = None) -> list[dict]:
     ]
 
 
-def ensure_todays_scores(today: dt.date) -> None:
-    """Recalculate everyone on the first page view of a day that has no full recalculation yet.
+# Up to this many customers, the day's first page view recalculates everyone itself (under a second); past it the
+# pages show the last complete day until the health job (every hour at :05) has run.
+IN_REQUEST_CUSTOMERS = 2_000
+
+
+def ensure_todays_scores(today: dt.date, wait: bool = False) -> dt.date:
+    """The day whose figures are complete: today, after recalculating everyone on the first view of a day that has
+    no full recalculation yet; or, for a page view (not `wait`) of a portal with more than IN_REQUEST_CUSTOMERS
+    customers, the last complete day, so that no request (nor every request of a link scanner at once) recalculates
+    100,000 customers. Jobs and actions that act on today's scores wait.
 
     Every change recalculates the customers it touches, so after one full run a day the snapshots
     stay complete; a key lookup tells whether that run happened, and once it has, the process remembers
@@ -83,10 +89,19 @@ def ensure_todays_scores(today: dt.date) -> None:
     """
     seen = current_app.extensions.setdefault("portal.scores_complete", set())
     if today in seen:
-        return
-    if snapshots.completed_on() != today:
+        return today
+    done = snapshots.completed_on()
+    if done != today:
+        if not wait and done is not None and done < today and more_customers_than(IN_REQUEST_CUSTOMERS):
+            return done
         snapshots.refresh(today)
     seen.add(today)
+    return today
+
+
+def more_customers_than(count: int) -> bool:
+    return db.session.scalar(select(func.count()).select_from(
+        select(Customer.id).limit(count + 1).subquery())) > count
 
 
 @dataclass
@@ -152,14 +167,16 @@ class Dashboard:
     at_risk_customers: list[tuple[Customer, HealthCurrent]]
     trends: Trends
     signals: SignalOverview
+    day: dt.date  # whose figures these are: today, or the last complete day before the day's health job ran
+    today: dt.date
 
 
 def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
     """Today's figures from the day's rollup; the at-risk list holds the `at_risk_limit` lowest current scores
     (ix_health_current_band_score; the KPI counts them all)."""
     today = today or clock.today()
-    ensure_todays_scores(today)
-    day = rollups.day(today)
+    complete = ensure_todays_scores(today)
+    day = rollups.day(complete)
     stages = {stage: day[f"stage:{stage}"] for stage in metrics.STAGES}
     bands = {band: day[f"band:{band}"] for band in metrics.STATUSES}
     at_risk = db.session.execute(
@@ -170,11 +187,13 @@ def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboar
         .limit(at_risk_limit)
     ).all()
     return Dashboard(
-        onboarding=onboarding_summary(today),
+        onboarding=onboarding_summary(complete),
         at_risk=bands["at_risk"],
         stages=stages,
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],
-        trends=trends(today=today),
-        signals=signal_overview(today),
+        trends=trends(today=complete),
+        signals=signal_overview(complete),
+        day=complete,
+        today=today,
     )

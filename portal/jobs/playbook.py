@@ -74,7 +74,7 @@ def run(context: Context) -> dict[str, int]:
     """Batch by batch of customers, each batch's tasks inserted in one statement and committed: the partial
     unique index refuses a second pending task, so a run that stops half-way and runs again creates each task
     once, and the session holds one batch at a time."""
-    analytics.ensure_todays_scores(context.today)
+    analytics.ensure_todays_scores(context.today, wait=True)
     weights = snapshots.weights_of(snapshots.current_settings())
     created = 0
     for low, high in id_ranges(progress=context.progress):

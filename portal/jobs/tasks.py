@@ -54,7 +54,7 @@ def playbooks(context: Context) -> dict[str, int]:
     from .. import analytics
     from ..playbooks import service
 
-    analytics.ensure_todays_scores(context.today)
+    analytics.ensure_todays_scores(context.today, wait=True)
     context.progress(0, None)
     return service.start_active(context.now, "playbooks job")
 

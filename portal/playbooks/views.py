@@ -65,7 +65,7 @@ def edit(playbook_id: int):
 def start(playbook_id: int):
     playbook = db.get_or_404(Playbook, playbook_id)
     now = clock.now()
-    analytics.ensure_todays_scores(clock.local_date(now))
+    analytics.ensure_todays_scores(clock.local_date(now), wait=True)
     result = service.start(playbook, now, *actor())
     db.session.commit()
     skipped = sum(result.skipped.values())
