@@ -60,15 +60,16 @@ def among(column, ids: list[int] | None):
     return true() if ids is None else and_(column.between(min(ids), max(ids)), column.in_(ids))
 
 
-def signals(customer_ids: Iterable[int] | None, today: dt.date | None = None) -> dict[int, list[Signal]]:
+def signals(customer_ids: Iterable[int] | None, today: dt.date | None = None,
+            current: dict | None = None) -> dict[int, list[Signal]]:
     """The raised signals of these customers (None: of everyone); a customer with none is left out. One statement
-    for any number of customers (see facts)."""
+    for any number of customers (see facts); `current`: the portal's settings, when the caller has them."""
     ids = None if customer_ids is None else list(customer_ids)
     today = today or clock.today()
     found: dict[int, list[Signal]] = {}
     if ids == []:
         return found
-    current = settings.current()
+    current = current or settings.current()
     params = {"today": today, "recent_start": today - dt.timedelta(days=WINDOW - 1),
               "window_start": today - dt.timedelta(days=2 * WINDOW - 1)}
     if ids is not None:

@@ -147,19 +147,21 @@ BATCH = 500
 
 
 def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
-                settings: HealthSettings | None = None, commit_each: bool = False) -> int:
+                settings: HealthSettings | None = None, commit_each: bool = False,
+                portal_settings: dict | None = None) -> int:
     """Upsert today's health_scores row for the given customers (all when None), with their current row and the
     day's rollup; returns how many. Customers go in batches of BATCH; with commit_each every batch is committed
     (the health job), otherwise the caller commits once.
 
-    settings: current_settings() read earlier by a caller that holds row locks meanwhile.
+    settings: current_settings() read earlier by a caller that holds row locks meanwhile; portal_settings: the
+    portal's settings (the risk thresholds) when the caller has them.
     """
     today = today or clock.today()
     settings = settings or current_settings()
     weights = weights_of(settings)
     done = 0
     for batch in batches(customer_ids):
-        done += recalculate_batch(batch, today, settings, weights)
+        done += recalculate_batch(batch, today, settings, weights, portal_settings)
         if commit_each:
             db.session.commit()
     if customer_ids is None:
@@ -202,9 +204,10 @@ def lock_statement(scope: str) -> Select:
             .with_for_update(key_share=True))
 
 
-def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights) -> int:
+def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights,
+                      portal_settings: dict | None = None) -> int:
     lock(ids)
-    raised = risk.signals(ids, today)
+    raised = risk.signals(ids, today, portal_settings)
     calculated_at = utcnow()
     rows, current = [], []
     statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)

@@ -50,24 +50,25 @@ class Stored:
 
 
 def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple[str, int | None]],
-            health_settings: Callable[[], object] | None = None) -> Receipt:
+            known_settings: Callable[[], settings.Current] | None = None) -> Receipt:
     """Store the event with store() (None: a replay, which inserted nothing), let handle() apply it and name
     (outcome, customer id), recalculate that customer's health, commit. The customer stored with the event is
-    nearly always the one handle() names, so the usual delivery costs no UPDATE of it; the health settings are
-    read here unless the caller has them (health_settings(), called once the event is stored)."""
+    nearly always the one handle() names, so the usual delivery costs no UPDATE of it; the health and portal
+    settings are read here unless the caller has them (known_settings(), called once the event is stored)."""
     try:
         event = store()
         if event is None:
             db.session.commit()  # nothing was written; COMMIT keeps psycopg's prepared statements, ROLLBACK drops them
             return Receipt("duplicate")
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
-        weights = health_settings() if health_settings else snapshots.current_settings()
+        known = known_settings() if known_settings else None
+        weights = known.health if known else snapshots.current_settings()
         outcome, customer_id = handle(event)
         if (outcome, customer_id) != ("processed", event.customer_id):
             db.session.execute(update(Event).where(Event.id == event.id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
         if outcome == "processed" and customer_id is not None:
-            snapshots.recalculate([customer_id], settings=weights)
+            snapshots.recalculate([customer_id], settings=weights, portal_settings=known.portal if known else None)
         db.session.commit()
     except (IntegrityError, DBAPIError) as error:
         db.session.rollback()
@@ -164,7 +165,7 @@ def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes 
         apply(event.customer_id, "github", effect.step, effect.when, dict(effect.counts), effect.day, event.step_done)
         return "processed", event.customer_id
 
-    return receive(store, handle, lambda: current.health)
+    return receive(store, handle, lambda: current)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict, raw: bytes | None = None) -> Receipt:
