@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from portal import clock
+from portal.analytics.reports import Filters
 from portal.customers import service
 from portal.extensions import db
 from portal.feedback import analysis, reports
@@ -90,16 +91,16 @@ def test_tables_by_month_cohort_owner_csat_and_themes(ctx):
                                              (beta, None, 3, "slow", november)):
         db.session.add(Feedback(customer_id=customer.id, nps=nps, csat=csat, comment=comment, source="call", created_at=at))
     db.session.commit()
-    tables = reports.tables(reports.answers(dt.date(2026, 10, 1), dt.date(2026, 11, 30)))
+    tables = reports.tables(Filters(dt.date(2026, 10, 1), dt.date(2026, 11, 30)))
     assert tables["nps_by_month"].rows == [["2026-10", 1, 1, 0, 0, 100], ["2026-11", 3, 1, 1, 1, 0]]
     assert tables["nps_by_cohort"].rows == [["Beta", 2, 0, 1, 1, -50], ["VIP", 2, 2, 0, 0, 100]]
     assert tables["nps_by_owner"].rows == [["(nobody)", 2, 0, 1, 1, -50], ["Olive Owner", 2, 2, 0, 0, 100]]
     assert tables["csat_by_month"].rows == [["2026-10", 1, 5.0], ["2026-11", 3, 3.0]]
     assert tables["themes"].rows[:2] == [["fast fixes", 2, 50], ["slow", 2, 50]]
     assert tables["detractor_themes"].rows == [["reviews", 1, 100], ["slow", 1, 100]]
-    only_vip = reports.tables(reports.answers(dt.date(2026, 10, 1), dt.date(2026, 11, 30), cohort="VIP"))
+    only_vip = reports.tables(Filters(dt.date(2026, 10, 1), dt.date(2026, 11, 30), cohort="VIP"))
     assert [row[0] for row in only_vip["nps_by_cohort"].rows] == ["VIP"]
-    assert reports.tables(reports.answers(dt.date(2026, 11, 1), dt.date(2026, 11, 30), owner=str(owner.id)))[
+    assert reports.tables(Filters(dt.date(2026, 11, 1), dt.date(2026, 11, 30), owner=str(owner.id)))[
         "nps_by_month"].rows == [["2026-11", 1, 1, 0, 0, 100]]
 
 
@@ -121,3 +122,35 @@ def test_page_csv_access_and_escaping(app, client, auth):
     assert client.get("/feedback/passwords.csv").status_code == 404
     page = client.get("/feedback?start=nope").get_data(as_text=True)
     assert 'id="a-start-error"' in page and 'aria-describedby="a-start-error"' in page
+
+
+@pytest.mark.parametrize("first_window_days", [1, 7])
+def test_themes_read_only_the_latest_comments_and_say_so(ctx, monkeypatch, first_window_days):
+    monkeypatch.setattr(reports, "THEMES_COMMENTS", 2)
+    monkeypatch.setattr(reports, "FIRST_WINDOW_DAYS", first_window_days)
+    customer = add(1)
+    for day, nps, comment in ((1, 2, "old setup pain"), (20, 3, "slow reviews"), (25, 9, "slow reviews"),
+                              (25, 10, ""), (28, 8, "fast fixes")):
+        db.session.add(Feedback(customer_id=customer.id, nps=nps, comment=comment, source="call",
+                                created_at=dt.datetime(2026, 11, day, 12, tzinfo=dt.timezone.utc)))
+    db.session.commit()
+    tables = reports.tables(Filters(dt.date(2026, 11, 1), dt.date(2026, 11, 30)))
+    assert tables["themes"].title == "Themes of the latest 2 comments"
+    assert [row[0] for row in tables["themes"].rows] == ["fast", "fixes", "reviews", "slow"]
+    assert tables["detractor_themes"].title == "Themes of detractors' comments among the latest 2"
+    assert tables["detractor_themes"].rows == []      # the detractor's comment is the third latest
+    assert tables["nps_by_month"].rows == [["2026-11", 5, 2, 1, 2, 0]]   # the counts take every answer
+    every = reports.tables(Filters(dt.date(2026, 11, 1), dt.date(2026, 11, 22)))
+    assert every["themes"].title == "Themes of every comment"
+    assert [row[0] for row in every["detractor_themes"].rows] == ["old", "pain", "reviews", "setup", "slow"]
+
+
+def test_months_are_utc_months_on_either_database(ctx):
+    customer = add(1)
+    for at in (dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.timezone.utc),
+               dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))):  # 22:30 UTC on 31 October
+        db.session.add(Feedback(customer_id=customer.id, nps=10, csat=4, source="call", created_at=at))
+    db.session.commit()
+    tables = reports.tables(Filters(dt.date(2026, 10, 1), dt.date(2026, 11, 30)))
+    assert tables["nps_by_month"].rows == [["2026-10", 2, 2, 0, 0, 100]]
+    assert tables["csat_by_month"].rows == [["2026-10", 2, 4.0]]
