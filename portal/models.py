@@ -440,6 +440,13 @@ class Intervention(db.Model):
 PENDING_TASK = "kind = 'task' AND status IN ('open', 'snoozed') AND rule IS NOT NULL"
 Index("uq_interventions_pending_rule", Intervention.customer_id, Intervention.rule, unique=True,
       sqlite_where=sql(PENDING_TASK), postgresql_where=sql(PENDING_TASK))
+# The tasks page reads its first page of pending tasks in list order (due date, none last, then id), of everyone or
+# of one assignee (or nobody), whatever the number of tasks closed before.
+PENDING_TASKS = "kind = 'task' AND status IN ('open', 'snoozed')"
+Index("ix_interventions_pending_due", Intervention.due_date, Intervention.id,
+      sqlite_where=sql(PENDING_TASKS), postgresql_where=sql(PENDING_TASKS))
+Index("ix_interventions_pending_assignee_due", Intervention.assignee_id, Intervention.due_date, Intervention.id,
+      sqlite_where=sql(PENDING_TASKS), postgresql_where=sql(PENDING_TASKS))
 
 
 class Playbook(db.Model):
