@@ -4,7 +4,7 @@ import datetime as dt
 import io
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from portal import clock
 from portal.analytics.reports import Filters
@@ -12,7 +12,7 @@ from portal.customers import service
 from portal.extensions import db
 from portal.feedback import analysis, reports
 from portal.feedback import service as feedback_service
-from portal.models import Feedback, Intervention, User
+from portal.models import Customer, Feedback, FeedbackDay, Intervention, User
 
 from .conftest import csrf_token
 
@@ -154,3 +154,52 @@ def test_months_are_utc_months_on_either_database(ctx):
     tables = reports.tables(Filters(dt.date(2026, 10, 1), dt.date(2026, 11, 30)))
     assert tables["nps_by_month"].rows == [["2026-10", 2, 2, 0, 0, 100]]
     assert tables["csat_by_month"].rows == [["2026-10", 2, 4.0]]
+
+
+def rollup() -> dict[tuple, tuple]:
+    rows = db.session.execute(select(FeedbackDay)).scalars()
+    return {(row.day, row.cohort, row.owner_key): counts for row in rows
+            if any(counts := (row.promoters, row.passives, row.detractors, row.csat_answers, row.csat_sum))}
+
+
+def counted_from_feedback() -> dict[tuple, tuple]:
+    """What feedback_days should hold: every answer counted under its customer's cohort and owner of now."""
+    expected: dict[tuple, list[int]] = {}
+    for item, customer in db.session.execute(select(Feedback, Customer).join(Customer, Customer.id == Feedback.customer_id)):
+        counts = expected.setdefault((item.created_at.astimezone(dt.timezone.utc).date(), customer.cohort,
+                                      customer.owner_id or 0), [0, 0, 0, 0, 0])
+        if item.nps is not None:
+            counts[("promoter", "passive", "detractor").index(analysis.category(item.nps))] += 1
+        if item.csat is not None:
+            counts[3] += 1
+            counts[4] += item.csat
+    return {key: tuple(counts) for key, counts in expected.items() if any(counts)}
+
+
+def test_the_daily_rollup_follows_every_change_to_feedback_and_customers(ctx):
+    owner, other = (User(email=f"{name}@example.com", name=name, role="member", password_hash="x")
+                    for name in ("olive", "oscar"))
+    db.session.add_all([owner, other])
+    db.session.flush()
+    first, second = add(1, owner.id, "VIP"), add(2, None, "Beta")
+    late = dt.datetime(2026, 11, 3, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # 4 November in UTC
+    for customer, nps, csat, at in ((first, 10, 5, late), (first, 3, None, late), (second, 8, 2, late),
+                                    (second, None, 4, late - dt.timedelta(days=3))):
+        db.session.add(Feedback(customer_id=customer.id, nps=nps, csat=csat, source="call", created_at=at))
+    db.session.commit()
+    assert rollup() == counted_from_feedback() and (dt.date(2026, 11, 4), "VIP", owner.id) in rollup()
+    answer = db.session.scalars(select(Feedback).where(Feedback.nps == 3)).one()
+    answer.nps, answer.created_at = 9, late - dt.timedelta(days=10)
+    db.session.commit()
+    assert rollup() == counted_from_feedback()
+    first.cohort, second.owner_id = "Gamma", other.id
+    db.session.commit()
+    assert rollup() == counted_from_feedback() and {key[1] for key in rollup()} == {"Gamma", "Beta"}
+    db.session.execute(delete(User).where(User.id == other.id))  # the database sets its customers' owner to none
+    db.session.commit()
+    assert rollup() == counted_from_feedback() and {key[2] for key in rollup()} == {owner.id, 0}
+    db.session.execute(delete(Feedback).where(Feedback.csat == 5))
+    db.session.execute(delete(Customer).where(Customer.id == second.id))  # its answers go with it
+    db.session.commit()
+    db.session.expire_all()
+    assert rollup() == counted_from_feedback() and len(rollup()) == 1

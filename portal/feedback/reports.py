@@ -1,23 +1,25 @@
 """The feedback page's tables: NPS by month, cohort and owner; CSAT by month; the themes of comments.
 
-The NPS and CSAT tables are counted by the database, grouped by month, cohort and owner, so the page reads a few
-dozen groups whatever the number of answers. The themes are worked out in Python over the period's latest comments
-only (THEMES_COMMENTS of them), read newest first one window of days at a time, so a long period with many
-comments costs no more than its last few days.
+The NPS and CSAT tables add up feedback_days, the counts by UTC day, cohort and owner that the database keeps as
+feedback is written (migration 0018): the page reads a row a day and group, whatever the number of answers. The
+themes are worked out in Python over the period's latest comments only (THEMES_COMMENTS of them), read newest
+first one window of days at a time, so a long period with many comments costs no more than its last few days.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
+from .. import validation
 from ..analytics.reports import Filters, Table
 from ..extensions import db
-from ..models import Customer, Feedback, User
+from ..models import Customer, Feedback, FeedbackDay, User
 from . import analysis
 
 NPS_HEADERS = ["Responses", "Promoters", "Passives", "Detractors", "NPS"]
+COUNTED = ("promoters", "passives", "detractors", "csat_answers", "csat_sum")
 # Themes are found in at most this many comments, the period's latest: enough for the top phrases to settle, and
 # a bound on the Python work (themes() costs about 5 ms a thousand comments).
 THEMES_COMMENTS = 1_000
@@ -31,11 +33,21 @@ def bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
             dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
 
 
-def month_of(moment):
-    """The UTC month of a timestamp as "YYYY-MM", as SQL on either database."""
+def month_of(day):
+    """The month of a date as "YYYY-MM", as SQL on either database."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", moment), "YYYY-MM")
-    return func.strftime("%Y-%m", moment)
+        return func.to_char(day, "YYYY-MM")
+    return func.strftime("%Y-%m", day)
+
+
+def rollup_conditions(filters: Filters) -> list:
+    """The cohort and owner filters on feedback_days, as Filters.customer_conditions() are on customers."""
+    where = [FeedbackDay.cohort == filters.cohort] if filters.cohort else []
+    if filters.owner == "none":
+        where.append(FeedbackDay.owner_key == 0)
+    elif (key := validation.database_key(filters.owner)) is not None:
+        where.append(FeedbackDay.owner_key == key)
+    return where
 
 
 @dataclass
@@ -49,7 +61,7 @@ class Counts:
     csat_sum: int = 0
 
     def add(self, other: Counts) -> None:
-        for name in ("promoters", "passives", "detractors", "csat_answers", "csat_sum"):
+        for name in COUNTED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -65,25 +77,19 @@ class Grouped:
 
 
 def grouped(filters: Filters) -> Grouped:
-    """The period's answers counted by (month, cohort, owner) in the database, then added up by each of them."""
-    first, after = bounds(filters.start, filters.end)
-    month = month_of(Feedback.created_at).label("month")
-    category = lambda low, high: func.count(case((Feedback.nps.between(low, high), 1)))  # noqa: E731
+    """The period's answers counted by (month, cohort, owner) from the daily rollup, then added up by each."""
+    month = month_of(FeedbackDay.day).label("month")
     groups = (
-        select(month, Customer.cohort, Customer.owner_id,
-               category(analysis.PASSIVE_MAX + 1, 10).label("promoters"),
-               category(analysis.DETRACTOR_MAX + 1, analysis.PASSIVE_MAX).label("passives"),
-               category(0, analysis.DETRACTOR_MAX).label("detractors"),
-               func.count(Feedback.csat).label("csat_answers"), func.coalesce(func.sum(Feedback.csat), 0).label("csat_sum"))
-        .join(Customer, Customer.id == Feedback.customer_id)
-        .where(Feedback.created_at >= first, Feedback.created_at < after, *filters.customer_conditions())
-        .group_by(month, Customer.cohort, Customer.owner_id)
+        select(month, FeedbackDay.cohort, FeedbackDay.owner_key,
+               *(func.sum(getattr(FeedbackDay, name)).label(name) for name in COUNTED))
+        .where(FeedbackDay.day >= filters.start, FeedbackDay.day <= filters.end, *rollup_conditions(filters))
+        .group_by(month, FeedbackDay.cohort, FeedbackDay.owner_key)
         .subquery()
     )
-    query = (select(groups, User.name).outerjoin(User, User.id == groups.c.owner_id))
+    query = select(groups, User.name).outerjoin(User, User.id == groups.c.owner_key)
     result = Grouped()
     for row in db.session.execute(query):
-        counts = Counts(row.promoters, row.passives, row.detractors, row.csat_answers, row.csat_sum)
+        counts = Counts(*(getattr(row, name) for name in COUNTED))
         for table, key in ((result.by_month, row.month), (result.by_cohort, row.cohort or "(none)"),
                            (result.by_owner, row.name or "(nobody)")):
             table.setdefault(key, Counts()).add(counts)
