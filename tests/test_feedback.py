@@ -38,6 +38,9 @@ def test_themes_count_comments_not_words_and_never_bridge_a_stop_word():
     assert found["github permissions"] == 2 and "github" not in found and "permissions" not in found
     assert found["setup"] == 2 and "the" not in found and "was" not in found
     assert list(found)[0] == "slow"
+    repeated = dict(analysis.themes(comments * 3 + ["slow"]))  # each copy of a comment counts
+    assert all(repeated[phrase] == count * 3 + (phrase == "slow") for phrase, count in found.items())
+    assert repeated["slow support"] == 3  # now mentioned by two comments or more
 
 
 def add(number, owner_id=None, cohort="Beta"):
