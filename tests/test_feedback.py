@@ -168,7 +168,8 @@ def rollup() -> dict[tuple, tuple]:
 def counted_from_feedback() -> dict[tuple, tuple]:
     """What feedback_days should hold: every answer counted under its customer's cohort and owner of now."""
     expected: dict[tuple, list[int]] = {}
-    for item, customer in db.session.execute(select(Feedback, Customer).join(Customer, Customer.id == Feedback.customer_id)):
+    answers = select(Feedback, Customer).join(Customer, Customer.id == Feedback.customer_id)
+    for item, customer in db.session.execute(answers):
         counts = expected.setdefault((item.created_at.astimezone(dt.timezone.utc).date(), customer.cohort,
                                       customer.owner_id or 0), [0, 0, 0, 0, 0])
         if item.nps is not None:

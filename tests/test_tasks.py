@@ -94,10 +94,11 @@ def test_the_list_is_by_due_date_undated_last_then_id_across_pages(ctx, show, sn
     customer = service.add_customer({"email": "b@example.com", "organization": "Beta", "github_username": "beta"},
                                     actor="test")
     today = clock.today()
+    day = lambda offset: today + dt.timedelta(days=offset)  # noqa: E731
     for number, (due, assignee, status) in enumerate([
-            (None, me, "open"), (today, None, "open"), (today - dt.timedelta(days=3), me, "open"), (None, None, "open"),
-            (today, me, "open"), (today + dt.timedelta(days=2), me, "snoozed"), (today - dt.timedelta(days=1), None, "snoozed"),
-            (today + dt.timedelta(days=9), None, "open"), (None, me, "open"), (today, me, "done")]):
+            (None, me, "open"), (today, None, "open"), (day(-3), me, "open"), (None, None, "open"), (today, me, "open"),
+            (day(2), me, "snoozed"), (day(-1), None, "snoozed"), (day(9), None, "open"), (None, me, "open"),
+            (today, me, "done")]):
         task(customer, f"Task {number}", due, assignee, status)
     db.session.commit()
     expected = sorted(

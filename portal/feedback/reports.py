@@ -21,7 +21,7 @@ from . import analysis
 NPS_HEADERS = ["Responses", "Promoters", "Passives", "Detractors", "NPS"]
 COUNTED = ("promoters", "passives", "detractors", "csat_answers", "csat_sum")
 # Themes are found in at most this many comments, the period's latest: enough for the top phrases to settle, and
-# a bound on the Python work (themes() costs about 5 ms a thousand comments).
+# a bound on the Python work (themes() costs about 5 ms a thousand different comments).
 THEMES_COMMENTS = 1_000
 # The latest comments are read in windows of days back from the period's end, each this many times the one before.
 FIRST_WINDOW_DAYS, WINDOW_GROWTH = 7, 4

@@ -42,7 +42,8 @@ def pending(show: str, user_id: int, today: dt.date, include_snoozed: bool = Fal
     """The tasks to do (awake, or every open and snoozed one), of the assignee `show` picks."""
     status = Intervention.status.in_(("open", "snoozed")) if include_snoozed else awake(today)
     # Pending as such as well: the condition of the partial indexes the list reads through.
-    query = select(Intervention).where(Intervention.kind == "task", Intervention.status.in_(("open", "snoozed")), status)
+    query = select(Intervention).where(Intervention.kind == "task", Intervention.status.in_(("open", "snoozed")),
+                                       status)
     if show == "mine":
         query = query.where(Intervention.assignee_id == user_id)
     elif show == "unassigned":
