@@ -26,15 +26,16 @@ from portal.extensions import db  # noqa: E402
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def recorded_statements(app, path: str) -> list[tuple[str, object, float]]:
-    """(SQL, parameters, seconds) of each statement the second request for `path` ran."""
+def recorded_statements(app, path: str) -> list[tuple[str, object, float, bool]]:
+    """(SQL, parameters, seconds, through a server-side cursor) of each statement the second request for `path`
+    ran."""
     client = app.test_client()
     form = client.get("/login").get_data(as_text=True)
     signed = client.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": CSRF.search(form)[1]})
     if signed.status_code != 302:
         raise SystemExit(f"explain: could not sign in as {EMAIL} (HTTP {signed.status_code})")
     client.get(path)
-    found: list[tuple[str, object, float]] = []
+    found: list[tuple[str, object, float, bool]] = []
     with app.app_context():
         engine = db.engine
 
@@ -42,7 +43,8 @@ def recorded_statements(app, path: str) -> list[tuple[str, object, float]]:
         conn.info["started"] = time.perf_counter()
 
     def after(conn, cursor, statement, parameters, context, executemany):
-        found.append((statement, parameters, time.perf_counter() - conn.info.pop("started")))
+        found.append((statement, parameters, time.perf_counter() - conn.info.pop("started"),
+                      bool(context.execution_options.get("stream_results"))))
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -52,20 +54,24 @@ def recorded_statements(app, path: str) -> list[tuple[str, object, float]]:
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
     print(f"GET {path}: HTTP {response.status_code}, {len(found)} statements, "
-          f"{sum(seconds for *_, seconds in found) * 1000:.1f} ms in the database")
+          f"{sum(item[2] for item in found) * 1000:.1f} ms in the database")
     return found
 
 
-def explain(app, statements: list[tuple[str, object, float]], top: int | None) -> None:
+def explain(app, statements: list[tuple[str, object, float, bool]], top: int | None) -> None:
+    """A statement read through a server-side cursor is explained as that cursor: PostgreSQL plans a cursor for
+    its first rows, not as it plans the bare SELECT."""
     chosen = sorted((item for item in statements if item[0].lstrip().upper().startswith(("SELECT", "WITH"))),
                     key=lambda item: -item[2])
     with app.app_context():
         connection = db.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            for statement, parameters, seconds in chosen[:top]:
-                print(f"\n--- {seconds * 1000:.1f} ms\n{statement}\n{parameters}")
-                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
+            for statement, parameters, seconds, streamed in chosen[:top]:
+                print(f"\n--- {seconds * 1000:.1f} ms{' (server-side cursor)' if streamed else ''}\n{statement}\n"
+                      f"{parameters}")
+                declared = f"DECLARE explained CURSOR FOR {statement}" if streamed else statement
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {declared}", parameters)
                 print("\n".join(row[0] for row in cursor.fetchall()))
             connection.rollback()
         finally:

@@ -420,6 +420,23 @@ class Feedback(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class FeedbackDay(db.Model):
+    """The NPS and CSAT counts of one UTC day's feedback from the customers of one cohort and owner (owner_key 0 for
+    nobody), kept by database triggers (migration 0018) on every write to feedback and to a customer's cohort or
+    owner: the feedback page adds these up instead of counting every answer of its period."""
+
+    __tablename__ = "feedback_days"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    cohort: Mapped[str] = mapped_column(String(50), primary_key=True)
+    owner_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promoters: Mapped[int] = mapped_column(Integer, server_default="0")
+    passives: Mapped[int] = mapped_column(Integer, server_default="0")
+    detractors: Mapped[int] = mapped_column(Integer, server_default="0")
+    csat_answers: Mapped[int] = mapped_column(Integer, server_default="0")
+    csat_sum: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
 class Intervention(db.Model):
     __tablename__ = "interventions"
     __table_args__ = (
@@ -450,6 +467,13 @@ class Intervention(db.Model):
 PENDING_TASK = "kind = 'task' AND status IN ('open', 'snoozed') AND rule IS NOT NULL"
 Index("uq_interventions_pending_rule", Intervention.customer_id, Intervention.rule, unique=True,
       sqlite_where=sql(PENDING_TASK), postgresql_where=sql(PENDING_TASK))
+# The tasks page reads its first page of pending tasks in list order (due date, none last, then id), of everyone or
+# of one assignee (or nobody), whatever the number of tasks closed before.
+PENDING_TASKS = "kind = 'task' AND status IN ('open', 'snoozed')"
+Index("ix_interventions_pending_due", Intervention.due_date, Intervention.id,
+      sqlite_where=sql(PENDING_TASKS), postgresql_where=sql(PENDING_TASKS))
+Index("ix_interventions_pending_assignee_due", Intervention.assignee_id, Intervention.due_date, Intervention.id,
+      sqlite_where=sql(PENDING_TASKS), postgresql_where=sql(PENDING_TASKS))
 
 
 class Playbook(db.Model):

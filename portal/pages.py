@@ -83,10 +83,13 @@ def count(value: int, cap: int | None = None) -> str:
     return f"{cap:,}+" if value > cap else f"{value:,}"
 
 
-def paginate(query: Select, number: int, size: int = 50, scalars: bool = False) -> Page:
+def paginate(query: Select, number: int, size: int = 50, scalars: bool = False,
+             counted: Select | None = None) -> Page:
     """A count of the query's rows (up to COUNT_CAP) and the `number`th page of them (the last page when it is
-    past the end)."""
-    rows = query.order_by(None).with_only_columns(literal(1), maintain_column_froms=True).limit(COUNT_CAP + 1)
+    past the end). `counted`: the same rows without what only the page shows (a join to a row that always exists),
+    counted instead of the query."""
+    rows = ((query if counted is None else counted).order_by(None)
+            .with_only_columns(literal(1), maintain_column_froms=True).limit(COUNT_CAP + 1))
     total, more = capped(db.session.scalar(select(func.count()).select_from(rows.subquery())))
     pages = max((total + size - 1) // size, 1)
     page = min(number, pages)

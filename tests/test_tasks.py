@@ -83,3 +83,33 @@ def test_the_customer_page_lists_open_tasks_and_viewers_only_read(app, client, a
     assert ">Done</button>" not in client.get("/tasks?show=all").get_data(as_text=True)
     auth.login("member")
     assert client.post(f"/tasks/{tasks['Late call']}/complete").status_code == 400
+
+
+@pytest.mark.parametrize("show, snoozed", [("mine", False), ("all", False), ("unassigned", False), ("all", True)])
+def test_the_list_is_by_due_date_undated_last_then_id_across_pages(ctx, show, snoozed):
+    from portal import pages
+    from portal.tasks import service as tasks_service
+
+    me = db.session.scalar(select(User.id).where(User.role == "member"))
+    customer = service.add_customer({"email": "b@example.com", "organization": "Beta", "github_username": "beta"},
+                                    actor="test")
+    today = clock.today()
+    day = lambda offset: today + dt.timedelta(days=offset)  # noqa: E731
+    for number, (due, assignee, status) in enumerate([
+            (None, me, "open"), (today, None, "open"), (day(-3), me, "open"), (None, None, "open"), (today, me, "open"),
+            (day(2), me, "snoozed"), (day(-1), None, "snoozed"), (day(9), None, "open"), (None, me, "open"),
+            (today, me, "done")]):
+        task(customer, f"Task {number}", due, assignee, status)
+    db.session.commit()
+    expected = sorted(
+        (item for item in db.session.scalars(select(Intervention)).all()
+         if item.status in ("open", "snoozed") and (snoozed or item.status == "open" or item.due_date <= today)
+         and (show == "all" or item.assignee_id == (me if show == "mine" else None))),
+        key=lambda item: (item.due_date is None, item.due_date or today, item.id))
+    listed = []
+    for number in range(1, 7):
+        page = pages.paginate(tasks_service.listing(show, me, today, snoozed), number, 2,
+                              counted=tasks_service.pending(show, me, today, snoozed))
+        assert page.total == len(expected)
+        listed += [item.id for item, _ in page.rows] if number <= page.pages else []
+    assert listed == [item.id for item in expected] and any(item.due_date is None for item in expected)

@@ -39,10 +39,10 @@ def themes(comments: Iterable[str], top: int = 15) -> list[tuple[str, int]]:
     A phrase needs two comments; a word is left out when a phrase holding it is mentioned as often (the phrase
     says more)."""
     counts: Counter[str] = Counter()
-    for comment in comments:
+    for comment, times in Counter(comments).items():  # many answers repeat a comment word for word: split it once
         tokens = words(comment)
         phrases = {f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if a and b}
-        counts.update({token for token in tokens if token} | phrases)
+        counts.update(dict.fromkeys({token for token in tokens if token} | phrases, times))
     phrases = [phrase for phrase, count in counts.items() if " " in phrase and count >= 2]
     covered = {word for phrase in phrases for word in phrase.split() if counts[word] == counts[phrase]}
     ranked = [(phrase, counts[phrase]) for phrase in phrases]

@@ -15,8 +15,7 @@ DEFAULT_DAYS = 365
 
 def feedback_tables():
     filters, errors = read_filters(request.args, DEFAULT_DAYS)
-    rows = reports.answers(filters.start, filters.end, filters.cohort, filters.owner)
-    return filters, errors, reports.tables(rows)
+    return filters, errors, reports.tables(filters)
 
 
 @bp.get("")

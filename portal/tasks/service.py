@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, case, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from .. import audit, clock
 from ..models import Customer, Intervention
@@ -38,17 +38,30 @@ def awake(today: dt.date):
     return or_(Intervention.status == "open", and_(Intervention.status == "snoozed", Intervention.due_date <= today))
 
 
-def listing(show: str, user_id: int, today: dt.date, include_snoozed: bool = False) -> Select:
-    """(task, customer) of the tasks to do, overdue first, then by due date (none last)."""
+def pending(show: str, user_id: int, today: dt.date, include_snoozed: bool = False) -> Select:
+    """The tasks to do (awake, or every open and snoozed one), of the assignee `show` picks."""
     status = Intervention.status.in_(("open", "snoozed")) if include_snoozed else awake(today)
-    query = (select(Intervention, Customer).join(Customer, Customer.id == Intervention.customer_id)
-             .where(Intervention.kind == "task", status))
+    # Pending as such as well: the condition of the partial indexes the list reads through.
+    query = select(Intervention).where(Intervention.kind == "task", Intervention.status.in_(("open", "snoozed")),
+                                       status)
     if show == "mine":
         query = query.where(Intervention.assignee_id == user_id)
     elif show == "unassigned":
         query = query.where(Intervention.assignee_id.is_(None))
-    undated = case((Intervention.due_date.is_(None), 1), else_=0)
-    return query.order_by(undated, Intervention.due_date, Intervention.id)
+    return query
+
+
+def listing(show: str, user_id: int, today: dt.date, include_snoozed: bool = False) -> Select:
+    """(task, customer) of the pending tasks, overdue first, then by due date (none last): the order of the
+    ix_interventions_pending_* indexes (PostgreSQL keeps NULLs last in an ascending index).
+
+    Read through a server-side cursor: PostgreSQL plans a cursor for its first rows (cursor_tuple_fraction), so it
+    walks the index in list order and stops after the page, where for a plain query it may sort every pending task
+    of the filter because, without statistics, it guesses there are only a few."""
+    return (pending(show, user_id, today, include_snoozed).add_columns(Customer)
+            .join(Customer, Customer.id == Intervention.customer_id)
+            .order_by(Intervention.due_date.nulls_last(), Intervention.id)
+            .execution_options(stream_results=True))
 
 
 def for_customer(customer_id: int) -> Select:

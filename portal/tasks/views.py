@@ -24,7 +24,7 @@ def index():
     snoozed = request.args.get("snoozed") == "1"
     today = clock.today()
     page = pages.paginate(service.listing(show, current_user.id, today, snoozed), page_number(request.args.get("page")),
-                          PAGE_SIZE)
+                          PAGE_SIZE, counted=service.pending(show, current_user.id, today, snoozed))
     return pages.fragment_or_page("tasks/_list.html", "tasks/index.html", page=page, show=show, snoozed=snoozed,
                             today=today, shows=service.SHOWS,
                             page_link=lambda number: url_for(".index", show=show, snoozed="1" if snoozed else None,
