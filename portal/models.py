@@ -422,7 +422,7 @@ class Feedback(db.Model):
 
 class FeedbackDay(db.Model):
     """The NPS and CSAT counts of one UTC day's feedback from the customers of one cohort and owner (owner_key 0 for
-    nobody), kept by database triggers (migration 0018) on every write to feedback and to a customer's cohort or
+    nobody), kept by database triggers (migration 0020) on every write to feedback and to a customer's cohort or
     owner: the feedback page adds these up instead of counting every answer of its period."""
 
     __tablename__ = "feedback_days"

@@ -6,7 +6,7 @@ index in the wanted order; without them PostgreSQL, lacking fresh statistics, wa
 table looking for the customer's.
 
 Revision ID: 0018_latest_per_customer_indexes
-Revises: 0015_list_indexes
+Revises: 0017_pending_task_indexes
 Create Date: 2026-12-07 03:00:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0018_latest_per_customer_indexes'
-down_revision = '0015_list_indexes'
+down_revision = '0017_pending_task_indexes'
 branch_labels = None
 depends_on = None
 

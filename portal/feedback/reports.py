@@ -1,7 +1,7 @@
 """The feedback page's tables: NPS by month, cohort and owner; CSAT by month; the themes of comments.
 
 The NPS and CSAT tables add up feedback_days, the counts by UTC day, cohort and owner that the database keeps as
-feedback is written (migration 0018): the page reads a row a day and group, whatever the number of answers. The
+feedback is written (migration 0020): the page reads a row a day and group, whatever the number of answers. The
 themes are worked out in Python over the period's latest comments only (THEMES_COMMENTS of them), read newest
 first one window of days at a time, so a long period with many comments costs no more than its last few days.
 """

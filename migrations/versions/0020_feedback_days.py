@@ -7,8 +7,8 @@ any path: the portal, the demo data, a bulk load), on a customer's cohort or own
 user's customers lose their owner), and on a customer deleted (its feedback is deleted first, while the customer
 still says where its answers were counted).
 
-Revision ID: 0018_feedback_days
-Revises: 0017_pending_task_indexes
+Revision ID: 0020_feedback_days
+Revises: 0019_onboarding_in_rollups
 Create Date: 2026-12-07 04:30:00
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0018_feedback_days'
-down_revision = '0017_pending_task_indexes'
+revision = '0020_feedback_days'
+down_revision = '0019_onboarding_in_rollups'
 branch_labels = None
 depends_on = None
 
