@@ -29,6 +29,7 @@ from ..models import CUSTOMER_STATUSES, PUBLIC_ID_OFFSET, Customer, Engagement, 
 from ..sql import sync_sequences
 from ..validation import ValidationError
 from .csvformat import HEADERS, IMPORTABLE, BadLines, ImportRejected, LineError, read
+from .keys import Keys
 from .limits import FileRefused, Limits, check_directory, members_of, text_of
 from .spool import Spool
 from .staging import EngagementStage
@@ -67,7 +68,7 @@ class ImportResult:
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
-    customer_ids: set[int] = field(default_factory=set)
+    customer_ids: Keys = field(default_factory=Keys)
 
     def count(self, name: str, outcome: str) -> None:
         bucket = getattr(self, outcome)
@@ -92,15 +93,15 @@ class Batch:
         self.errors = BadLines()
         self.result = ImportResult()
         self.today = clock.today()
-        self.existing: set[int] = set()
+        self.existing = Keys()
         self.erased: set[int] = set()  # an import never brings an erased customer's data back (from an older export)
         for key, erased_at in db.session.execute(select(Customer.id, Customer.erased_at)):
             self.existing.add(key)
             if erased_at is not None:
                 self.erased.add(key)
-        self.new_customer_ids: set[int] = set()
-        self.created_ids: set[int] = set()  # customers this import creates, by id, for their welcome emails
-        self.reached: dict[str, set[int]] = {}  # milestone: customers whose step became true in this import
+        self.new_customer_ids = Keys()
+        self.created_ids = Keys()  # customers this import creates, by id, for their welcome emails
+        self.reached: dict[str, Keys] = {}  # milestone: customers whose step became true in this import
         self.kept: list[Spool | EngagementStage] = []
 
     def error(self, name: str, line: int, column: str, reason: str) -> None:
@@ -301,7 +302,7 @@ class Batch:
         if was_completed is None and completed is not None:
             reached.append("onboarding_completed")
         for milestone in reached:
-            self.reached.setdefault(milestone, set()).add(customer_key)
+            self.reached.setdefault(milestone, Keys()).add(customer_key)
 
     def queue_emails(self) -> None:
         """Welcome for new customers not already welcomed, and the milestones steps reached: a statement each."""
@@ -405,7 +406,7 @@ def import_files(files: dict[str, IO[str]], actor: str = "import", limits: Limit
     batch.queue_emails()
     if batch.result.customer_ids:
         many = len(batch.result.customer_ids) > 500
-        snapshots.recalculate(None if many else batch.result.customer_ids, batch.today)
+        snapshots.recalculate(None if many else list(batch.result.customer_ids), batch.today)
     return batch.result
 
 
