@@ -72,6 +72,28 @@ def test_recalculating_twice_a_day_updates_the_one_row(ctx):
     assert db.session.scalars(select(HealthScore)).one().stage == "onboarding"
 
 
+def test_a_recalculation_that_changes_nothing_writes_nothing(ctx):
+    customer = make_customer(1, steps_done=3)
+    engagement(customer, 2, generated=2, merged=1)
+    db.session.commit()
+    snapshots.recalculate(today=TODAY)
+    db.session.commit()
+    calculated = score_of(customer).calculated_at
+    engagement(customer, 0, issues=4)  # an issue tagged today: no input of the score moves but the active days
+    engagement(customer, 1, issues=0, generated=0)  # an all-zero day: nothing moves
+    db.session.commit()
+    with counting_queries() as statements:
+        assert snapshots.recalculate([customer.id], TODAY) == 1
+    db.session.commit()
+    written = [statement for statement in statements if statement.lstrip().upper().startswith("INSERT")]
+    assert len(written) == 2 and score_of(customer).days_active == 2  # today became an active day
+    with counting_queries() as statements:
+        snapshots.recalculate([customer.id], TODAY)
+    db.session.commit()
+    assert not [statement for statement in statements if not statement.lstrip().upper().startswith("SELECT")]
+    assert score_of(customer).calculated_at > calculated
+
+
 def test_churned_customers_are_in_stage_churned(ctx):
     customer = make_customer(1, steps_done=5, status="churned")
     snapshots.recalculate(today=TODAY)

@@ -16,6 +16,10 @@ from . import metrics, risk, rollups
 COMPLETED_ON = "health_completed_on"
 # What a snapshot adds to its day's rollup.
 STORED = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
+# What a recalculation works out for a snapshot: when it comes out as stored, nothing is written.
+VALUES = (*STORED, "onboarding_component", "activity_component", "success_component", "volume_component",
+          "onboarding_percent", "days_active", "success_rate", "prs_generated", "prs_merged", "settings_version")
+COMPONENTS = ("onboarding_component", "activity_component", "success_component", "volume_component")
 
 
 NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
@@ -117,7 +121,7 @@ def inputs_statement(scope: str) -> Select:
             onboarding.c.days_to_complete,
             *totals_columns,
             stored.c.customer_id.label("stored"),
-            *(stored.c[name].label(f"stored_{name}") for name in STORED),
+            *(stored.c[name].label(f"stored_{name}") for name in VALUES),
             current.c.date.label("current_date"),
         )
         .select_from(customers)
@@ -209,9 +213,10 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
     lock(ids)
     raised = risk.signals(ids, today, portal_settings)
     calculated_at = utcnow()
-    rows, current = [], []
+    rows, current, done = [], [], 0
     statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)
     for row in db.session.execute(statement, params):
+        done += 1
         result, steps = assess(row, weights)
         kinds = [signal.kind for signal in raised.get(row.id, [])]
         snapshot = {
@@ -236,6 +241,8 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
             "blocker": row.blocker_type,
             "days_to_complete": row.days_to_complete,
         }
+        if row.stored and row.current_date == today and unchanged(row, snapshot):
+            continue  # the snapshot, its rollup and the current row stay as they are: nothing to write
         rows.append(snapshot)
         rollups.record(today, {name: getattr(row, f"stored_{name}") for name in STORED} if row.stored else None,
                        snapshot)
@@ -244,10 +251,26 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
                             "band": snapshot["status"], "stage": snapshot["stage"], "signals": snapshot["signals"],
                             "signal_count": len(set(kinds))})
     keys = ("customer_id", "date")
-    upsert(HealthScore.__table__, rows, keys, replace=[name for name in rows[0] if name not in keys] if rows else [])
-    upsert(HealthCurrent.__table__, current, ("customer_id",),
-           replace=("date", "score", "band", "stage", "signals", "signal_count"))
-    return len(rows)
+    if rows:
+        upsert(HealthScore.__table__, rows, keys, replace=[name for name in rows[0] if name not in keys])
+    if current:
+        upsert(HealthCurrent.__table__, current, ("customer_id",),
+               replace=("date", "score", "band", "stage", "signals", "signal_count"))
+    return done
+
+
+def unchanged(row, snapshot: dict) -> bool:
+    """Whether today's stored snapshot (the row's stored_ columns) already has the snapshot's values: most webhook
+    deliveries (an issue tagged) move no input of the score, and then write nothing. The components are stored
+    with two decimals."""
+    for name in VALUES:
+        stored, new = getattr(row, f"stored_{name}"), snapshot[name]
+        if name in COMPONENTS:
+            if round(float(stored), 2) != round(float(new), 2):
+                return False
+        elif stored != new:
+            return False
+    return True
 
 
 def refresh(today: dt.date | None = None) -> int:
