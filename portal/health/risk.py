@@ -70,25 +70,35 @@ def signals(customer_ids: Iterable[int] | None, today: dt.date | None = None,
     if ids == []:
         return found
     current = current or settings.current()
-    params = {"today": today, "recent_start": today - dt.timedelta(days=WINDOW - 1),
-              "window_start": today - dt.timedelta(days=2 * WINDOW - 1)}
+    params = facts_params(today)
     if ids is not None:
         params.update(ids=ids, first_id=min(ids), last_id=max(ids))
     for row in db.session.execute(facts(ids is None), params):
-        raised = [signal for signal in (uninstalled(row), inactive(row, today, current), rejections(row, current),
-                                         blocker(row, today, current), detractor(row)) if signal]
-        if raised:
-            found[row.id] = raised
+        signals_of_row = raised(row, today, current)
+        if signals_of_row:
+            found[row.id] = signals_of_row
     return found
 
 
+def raised(row, today: dt.date, current: dict) -> list[Signal]:
+    """The signals of a row with the fact_columns(), the customer's signup_date and status, and their onboarding's
+    blocker_type and onboarding_updated_at."""
+    return [signal for signal in (uninstalled(row), inactive(row, today, current), rejections(row, current),
+                                  blocker(row, today, current), detractor(row)) if signal]
+
+
+def facts_params(today: dt.date) -> dict:
+    return {"today": today, "recent_start": today - dt.timedelta(days=WINDOW - 1),
+            "window_start": today - dt.timedelta(days=2 * WINDOW - 1)}
+
+
 @functools.cache
-def facts(everyone: bool) -> Select:
-    """Per customer, what the five rules read, each a lookup through that customer's own index (a scalar subquery):
-    grouping the rows of `customer_id IN (...)` was planned, without fresh statistics, as a pass over the whole
-    table for every batch of customers, and a delivery for one customer paid a round trip per rule. Of everyone,
-    or of the expanding :ids within :first_id..:last_id (as snapshots.among); the days are parameters too, so the
-    statement is built once (building it cost a delivery more than running it)."""
+def fact_columns() -> tuple:
+    """Per customer, what the five rules read, each a lookup through that customer's own index (a scalar subquery
+    correlated with customers, and with onboarding for the blocker): grouping the rows of `customer_id IN (...)`
+    was planned, without fresh statistics, as a pass over the whole table for every batch of customers, and a
+    delivery for one customer paid a round trip per rule. The days are parameters (facts_params), so the columns
+    are built once (building them cost a delivery more than running them)."""
     mine = lambda model: model.customer_id == Customer.id  # noqa: E731 - read where it is used
 
     def newest(column, model, *where, order=None):
@@ -110,16 +120,21 @@ def facts(everyone: bool) -> Select:
                           AuditLog.field == "blocker_type", Onboarding.blocker_type != "none")
                    .scalar_subquery())
     answered = Feedback.nps.is_not(None)
+    return (newest(Event.payload, Event, *installation, order=installed_order).label("installation"),
+            newest(Event.received_at, Event, *installation, order=installed_order).label("installation_at"),
+            select(func.max(Engagement.date)).where(mine(Engagement), active).scalar_subquery().label("last_active"),
+            *sums,
+            blocker_set.label("blocker_set_at"),
+            newest(Feedback.nps, Feedback, answered).label("nps"),
+            newest(Feedback.created_at, Feedback, answered).label("nps_at"))
+
+
+@functools.cache
+def facts(everyone: bool) -> Select:
+    """The facts of everyone, or of the expanding :ids within :first_id..:last_id (as snapshots.among)."""
     return (
-        select(Customer.id, Customer.signup_date, Customer.status,
-               newest(Event.payload, Event, *installation, order=installed_order).label("installation"),
-               newest(Event.received_at, Event, *installation, order=installed_order).label("installation_at"),
-               select(func.max(Engagement.date)).where(mine(Engagement), active).scalar_subquery().label("last_active"),
-               *sums,
-               Onboarding.blocker_type, Onboarding.updated_at.label("onboarding_updated_at"),
-               blocker_set.label("blocker_set_at"),
-               newest(Feedback.nps, Feedback, answered).label("nps"),
-               newest(Feedback.created_at, Feedback, answered).label("nps_at"))
+        select(Customer.id, Customer.signup_date, Customer.status, *fact_columns(),
+               Onboarding.blocker_type, Onboarding.updated_at.label("onboarding_updated_at"))
         .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
         .where(true() if everyone else and_(Customer.id.between(bindparam("first_id"), bindparam("last_id")),
                                             Customer.id.in_(bindparam("ids", expanding=True))))

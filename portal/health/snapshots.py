@@ -40,7 +40,8 @@ def weights_of(settings: HealthSettings) -> metrics.Weights:
 
 
 def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] | None = None) -> Select:
-    """One row per customer with everything the score needs: steps, PR totals up to today, active days."""
+    """One row per customer with everything the score needs (steps, PR totals up to today, active days) and the
+    facts the risk signals are told from."""
     ids = list(customer_ids) if customer_ids is not None else None
     return inputs_statement(scope_of(ids)).params(inputs_params(today, window_days, ids))
 
@@ -52,7 +53,7 @@ def scope_of(customer_ids: list[int] | None) -> str:
 
 
 def inputs_params(today: dt.date, window_days: int, customer_ids: list[int] | None) -> dict:
-    params = {"today": today, "first_day": metrics.window_start(today, window_days)}
+    params = {"today": today, "first_day": metrics.window_start(today, window_days), **risk.facts_params(today)}
     scope = scope_of(customer_ids)
     if scope == "one":
         params["customer_id"] = customer_ids[0]
@@ -116,10 +117,13 @@ def inputs_statement(scope: str) -> Select:
         select(
             customers.c.id,
             customers.c.status,
+            customers.c.signup_date,
             *(onboarding.c[step] for step in metrics.STEPS),
             onboarding.c.blocker_type,
             onboarding.c.days_to_complete,
+            onboarding.c.updated_at.label("onboarding_updated_at"),
             *totals_columns,
+            *(risk.fact_columns() if scope != "all" else ()),  # a recalculation's; the export needs none
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in VALUES),
             current.c.date.label("current_date"),
@@ -211,14 +215,14 @@ def lock_statement(scope: str) -> Select:
 def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights,
                       portal_settings: dict | None = None) -> int:
     lock(ids)
-    raised = risk.signals(ids, today, portal_settings)
+    portal_settings = portal_settings or risk.settings.current()
     calculated_at = utcnow()
     rows, current, done = [], [], 0
     statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)
     for row in db.session.execute(statement, params):
         done += 1
         result, steps = assess(row, weights)
-        kinds = [signal.kind for signal in raised.get(row.id, [])]
+        kinds = [signal.kind for signal in risk.raised(row, today, portal_settings)]
         snapshot = {
             "customer_id": row.id,
             "date": today,
