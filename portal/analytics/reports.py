@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, case, cast, func, or_, select, type_coerce
+from sqlalchemy import Date, Integer, and_, case, cast, func, literal, or_, select, true, type_coerce, union_all
 from sqlalchemy.orm import aliased
 from ..health import metrics
 from ..customers.queries import owned_by
@@ -116,44 +116,74 @@ def retention_curve(table: Table) -> list[int | None]:
 
 # -- funnel per cohort ---------------------------------------------------------------------------------------
 
+def day_of(moment):
+    """The calendar day of a stored moment as SQL, the day Python's .date() gives of the value read back (on
+    PostgreSQL in the session's time zone, on SQLite the stored UTC text's)."""
+    if dialect() == "postgresql":
+        return cast(moment, Date)
+    return func.date(moment)
+
+
+def days_from(later, earlier):
+    """Whole days from the day `earlier` to the day `later` (both days, not moments), as SQL on either database."""
+    if dialect() == "postgresql":
+        return cast(later - earlier, Integer)
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
 def funnel(filters: Filters) -> Table:
     """For each cohort of customers who signed up in the period: the share at each onboarding step, and the median
-    days from signup to the welcome email and from each step to the next (over customers who reached both)."""
-    done = [getattr(Onboarding, step) for step in metrics.STEPS]
-    times = [getattr(Onboarding, f"{step}_at") for step in metrics.STEPS]
-    rows = db.session.execute(
-        select(Customer.cohort, Customer.signup_date, *done, *times)
+    days from signup to the welcome email and from each step to the next (over customers who reached both).
+
+    Counted by the database: the customers and steps done per cohort, and how many customers took each number of
+    days over each gap, from which the medians are exact; a few rows per cohort rather than one per customer."""
+    signed = (Customer.signup_date.between(filters.start, filters.end), *filters.customer_conditions())
+    members = (
+        select(Customer.cohort, func.count(), *(func.sum(case((getattr(Onboarding, step), 1), else_=0))
+                                                for step in metrics.STEPS))
         .join(Onboarding, Onboarding.customer_id == Customer.id)
-        .where(Customer.signup_date.between(filters.start, filters.end), *filters.customer_conditions())
-        .order_by(Customer.cohort)
+        .where(*signed).group_by(Customer.cohort).order_by(Customer.cohort)
     )
-    cohorts: dict[str, list] = {}
-    steps = len(metrics.STEPS)
-    for cohort, signup, *values in rows:
-        cohorts.setdefault(cohort or "(none)", []).append((signup, values[:steps], values[steps:]))
+    reached = [day_of(getattr(Onboarding, f"{step}_at")) for step in metrics.STEPS]
+    spans = (select(Customer.cohort.label("cohort"),
+                    *(days_from(after, before).label(f"gap{index}")
+                      for index, (before, after) in enumerate(zip([Customer.signup_date, *reached], reached))))
+             .join(Onboarding, Onboarding.customer_id == Customer.id).where(*signed).subquery())
+    gap = union_all(*(select(literal(index).label("index")) for index in range(len(metrics.STEPS)))).subquery()
+    days = case(*((gap.c.index == index, spans.c[f"gap{index}"]) for index in range(len(metrics.STEPS))))
+    histogram = (select(spans.c.cohort, gap.c.index, days, func.count())
+                 .select_from(spans).join(gap, true()).where(days.is_not(None))
+                 .group_by(spans.c.cohort, gap.c.index, days))
+    taken: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for cohort, index, span, count in db.session.execute(histogram):
+        taken.setdefault((cohort, int(index)), []).append((int(span), int(count)))
     gaps = [f"Signup to {metrics.label(metrics.STEPS[0])}"] + [
         f"{metrics.label(before)} to {metrics.label(after)}" for before, after in zip(metrics.STEPS, metrics.STEPS[1:])
     ]
     table = Table("funnel", "Funnel per cohort: share at each step, median days between steps",
                   ["Cohort", "Customers", *(f"{metrics.label(step)} %" for step in metrics.STEPS),
                    *(f"{gap} (median days)" for gap in gaps)])
-    for cohort, members in cohorts.items():
-        reached = [share(sum(1 for _, done, _ in members if done[index]), len(members)) for index in range(steps)]
-        table.rows.append([cohort, len(members), *reached, *median_gaps([(signup, times) for signup, _, times in members])])
+    rows: dict[str, list] = {}
+    for cohort, size, *done in db.session.execute(members):
+        # Cohorts told apart by the database but shown alike ("(none)") are one row, as one group.
+        row = rows.setdefault(cohort or "(none)", [0, [0] * len(metrics.STEPS), {}])
+        row[0] += size
+        row[1] = [total + int(count or 0) for total, count in zip(row[1], done)]
+        for index in range(len(metrics.STEPS)):
+            row[2].setdefault(index, []).extend(taken.get((cohort, index), []))
+    for cohort, (size, done, spans_of) in rows.items():
+        table.rows.append([cohort, size, *(share(count, size) for count in done),
+                           *(median_of(spans_of[index]) for index in range(len(metrics.STEPS)))])
     return table
 
 
-def median_gaps(members: list[tuple[dt.date, list]]) -> list[float | None]:
-    medians = []
-    for index in range(len(metrics.STEPS)):
-        spans = []
-        for signup, reached in members:
-            before = reached[index - 1].date() if index and reached[index - 1] is not None else signup if not index else None
-            if reached[index] is not None and before is not None:
-                spans.append((reached[index].date() - before).days)
-        middle = round(float(statistics.median(spans)), 1) if spans else None
-        medians.append(int(middle) if middle is not None and middle.is_integer() else middle)
-    return medians
+def median_of(histogram: list[tuple[int, int]]) -> float | int | None:
+    """The median of the values counted in (value, how many) pairs, to one decimal, whole numbers as int; None when
+    there is none."""
+    if not histogram:
+        return None
+    middle = round(float(statistics.median([value for value, count in sorted(histogram) for _ in range(count)])), 1)
+    return int(middle) if middle.is_integer() else middle
 
 
 # -- band migration ------------------------------------------------------------------------------------------
