@@ -11,7 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, case, cast, func, literal, or_, select, true, type_coerce, union_all
+from sqlalchemy import (Date, Integer, and_, case, cast, func, literal, null, or_, select, true, type_coerce,
+                        union_all)
 from sqlalchemy.orm import aliased
 from ..health import metrics
 from ..customers.queries import owned_by
@@ -132,50 +133,55 @@ def days_from(later, earlier):
     return cast(func.julianday(later) - func.julianday(earlier), Integer)
 
 
+def funnel_counts(filters: Filters):
+    """One statement over the cohorts' customers, each read once (a materialized CTE): per cohort, a row with its
+    customers and the steps done (index NULL); per cohort, gap and number of days, a row with how many customers
+    took that many days over that gap (index the gap's). Ordered by cohort."""
+    steps = range(len(metrics.STEPS))
+    reached = [day_of(getattr(Onboarding, f"{step}_at")) for step in metrics.STEPS]
+    spans = (select(Customer.cohort.label("cohort"),
+                    *(case((getattr(Onboarding, step), 1), else_=0).label(f"done{index}")
+                      for index, step in enumerate(metrics.STEPS)),
+                    *(days_from(after, before).label(f"gap{index}")
+                      for index, (before, after) in enumerate(zip([Customer.signup_date, *reached], reached))))
+             .join(Onboarding, Onboarding.customer_id == Customer.id)
+             .where(Customer.signup_date.between(filters.start, filters.end), *filters.customer_conditions())
+             .cte("spans").prefix_with("MATERIALIZED"))
+    members = (select(spans.c.cohort, null().label("gap"), null().label("days"), func.count(),
+                      *(func.sum(spans.c[f"done{index}"]) for index in steps))
+               .group_by(spans.c.cohort))
+    gap = union_all(*(select(literal(index).label("gap")) for index in steps)).subquery()
+    days = case(*((gap.c.gap == index, spans.c[f"gap{index}"]) for index in steps))
+    taken = (select(spans.c.cohort, gap.c.gap, days, func.count(), *(null() for _ in steps))
+             .select_from(spans).join(gap, true()).where(days.is_not(None))
+             .group_by(spans.c.cohort, gap.c.gap, days))
+    return union_all(members, taken).order_by(members.selected_columns.cohort)
+
+
 def funnel(filters: Filters) -> Table:
     """For each cohort of customers who signed up in the period: the share at each onboarding step, and the median
     days from signup to the welcome email and from each step to the next (over customers who reached both).
 
-    Counted by the database: the customers and steps done per cohort, and how many customers took each number of
-    days over each gap, from which the medians are exact; a few rows per cohort rather than one per customer."""
-    signed = (Customer.signup_date.between(filters.start, filters.end), *filters.customer_conditions())
-    members = (
-        select(Customer.cohort, func.count(), *(func.sum(case((getattr(Onboarding, step), 1), else_=0))
-                                                for step in metrics.STEPS))
-        .join(Onboarding, Onboarding.customer_id == Customer.id)
-        .where(*signed).group_by(Customer.cohort).order_by(Customer.cohort)
-    )
-    reached = [day_of(getattr(Onboarding, f"{step}_at")) for step in metrics.STEPS]
-    spans = (select(Customer.cohort.label("cohort"),
-                    *(days_from(after, before).label(f"gap{index}")
-                      for index, (before, after) in enumerate(zip([Customer.signup_date, *reached], reached))))
-             .join(Onboarding, Onboarding.customer_id == Customer.id).where(*signed)
-             .cte("spans").prefix_with("MATERIALIZED"))  # each customer read once, then paired with the five gaps
-    gap = union_all(*(select(literal(index).label("index")) for index in range(len(metrics.STEPS)))).subquery()
-    days = case(*((gap.c.index == index, spans.c[f"gap{index}"]) for index in range(len(metrics.STEPS))))
-    histogram = (select(spans.c.cohort, gap.c.index, days, func.count())
-                 .select_from(spans).join(gap, true()).where(days.is_not(None))
-                 .group_by(spans.c.cohort, gap.c.index, days))
-    taken: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    for cohort, index, span, count in db.session.execute(histogram):
-        taken.setdefault((cohort, int(index)), []).append((int(span), int(count)))
+    Counted by the database (funnel_counts), the medians worked out exactly from how many customers took each number
+    of days: a few rows per cohort rather than one per customer."""
+    steps = len(metrics.STEPS)
     gaps = [f"Signup to {metrics.label(metrics.STEPS[0])}"] + [
         f"{metrics.label(before)} to {metrics.label(after)}" for before, after in zip(metrics.STEPS, metrics.STEPS[1:])
     ]
     table = Table("funnel", "Funnel per cohort: share at each step, median days between steps",
                   ["Cohort", "Customers", *(f"{metrics.label(step)} %" for step in metrics.STEPS),
                    *(f"{gap} (median days)" for gap in gaps)])
-    rows: dict[str, list] = {}
-    for cohort, size, *done in db.session.execute(members):
+    cohorts: dict[str, tuple[list[int], dict[int, list]]] = {}  # customers and steps done; each gap's counts
+    for cohort, gap, days, count, *done in db.session.execute(funnel_counts(filters)):
         # Cohorts told apart by the database but shown alike ("(none)") are one row, as one group.
-        row = rows.setdefault(cohort or "(none)", [0, [0] * len(metrics.STEPS), {}])
-        row[0] += size
-        row[1] = [total + int(count or 0) for total, count in zip(row[1], done)]
-        for index in range(len(metrics.STEPS)):
-            row[2].setdefault(index, []).extend(taken.get((cohort, index), []))
-    for cohort, (size, done, spans_of) in rows.items():
+        totals, taken = cohorts.setdefault(cohort or "(none)", ([0] * (1 + steps), {}))
+        if gap is None:
+            totals[:] = [total + int(value or 0) for total, value in zip(totals, (count, *done))]
+        else:
+            taken.setdefault(int(gap), []).append((int(days), int(count)))
+    for cohort, ((size, *done), taken) in cohorts.items():
         table.rows.append([cohort, size, *(share(count, size) for count in done),
-                           *(median_of(spans_of[index]) for index in range(len(metrics.STEPS)))])
+                           *(median_of(taken.get(index, [])) for index in range(steps))])
     return table
 
 
