@@ -64,6 +64,20 @@ def test_retention_counts_each_customer_in_the_weeks_after_its_own_signup(ctx):
     assert reports.retention_curve(table)[:3] == [25, 50, 25]
 
 
+def test_retention_reads_each_customers_first_twelve_weeks_only(ctx):
+    """Day 83 after signup is week 11, day 84 is past the last week; a day after the end is not counted."""
+    a, b = add(1, MONDAY), add(2, MONDAY, cohort="GA")
+    active(a, MONDAY + dt.timedelta(days=83), MONDAY + dt.timedelta(days=84), MONDAY + dt.timedelta(days=80))
+    active(b, MONDAY + dt.timedelta(days=84), MONDAY + dt.timedelta(days=7))
+    db.session.commit()
+    end = MONDAY + dt.timedelta(days=90)
+    row, = reports.retention(filters(end=end)).rows
+    assert row[1:] == [2, 0, 50, *([0] * 9), 50]
+    assert reports.retention(filters(end=end, cohort="GA")).rows[0][1:4] == [1, 0, 100]
+    early, = reports.retention(filters(end=MONDAY + dt.timedelta(days=79))).rows
+    assert early[-1] == 0
+
+
 def test_retention_needs_activity_not_an_empty_row(ctx):
     a = add(1, MONDAY)
     service.record_engagement(a, {"issues_tagged": 0}, actor="test", day=MONDAY)

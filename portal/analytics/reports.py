@@ -84,16 +84,8 @@ def retention(filters: Filters) -> Table:
         select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date)
     ):
         sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
-    offset = days_between(Engagement.date, Customer.signup_date)
-    week = offset // 7
     active: dict[tuple[dt.date, int], int] = {}
-    rows = db.session.execute(
-        select(Customer.signup_date, week, func.count(func.distinct(Customer.id)))
-        .join(Engagement, Engagement.customer_id == Customer.id)
-        # No engagement before `first` counts (every signup is on or after it): the period's rows, not the history's.
-        .where(*signed, active_day(), offset >= 0, offset < RETENTION_WEEKS * 7, Engagement.date.between(first, last))
-        .group_by(Customer.signup_date, week)
-    )
+    rows = db.session.execute(active_weeks(signed, first, last))
     for signup, number, count in rows:
         key = (week_start(signup), int(number))
         active[key] = active.get(key, 0) + count
@@ -104,6 +96,30 @@ def retention(filters: Filters) -> Table:
                  if cohort_week + dt.timedelta(days=7 * n) <= last else None for n in range(RETENTION_WEEKS)]
         table.rows.append([cohort_week.isoformat(), sizes[cohort_week], *cells])
     return table
+
+
+def active_weeks(signed: tuple, first: dt.date, last: dt.date):
+    """(signup day, week N, customers active in it) of the customers `signed` up (from `first` on), each week's days
+    up to `last`.
+
+    Each customer's engagement of its first RETENTION_WEEKS weeks is read through its (customer_id, date) range: on
+    PostgreSQL a LATERAL subquery per customer, grouped by week there (one row per customer and week active), so the
+    plan is a loop over the cohorts' customers whatever the planner makes of a join (it hashed every engagement row
+    of the period); SQLite's join loops over them already."""
+    offset = days_between(Engagement.date, Customer.signup_date)
+    week = offset // 7
+    if dialect() == "postgresql":
+        own_weeks = (Engagement.customer_id == Customer.id, active_day(), Engagement.date >= Customer.signup_date,
+                     Engagement.date < Customer.signup_date + RETENTION_WEEKS * 7, Engagement.date <= last)
+        weeks = select(week.label("week")).where(*own_weeks).group_by(week).lateral("weeks")
+        return (select(Customer.signup_date, weeks.c.week, func.count()).select_from(Customer).join(weeks, true())
+                .where(*signed).group_by(Customer.signup_date, weeks.c.week))
+    # No engagement before the first signup counts: the cohorts' rows, not the history's.
+    return (select(Customer.signup_date, week, func.count(func.distinct(Customer.id)))
+            .join(Engagement, Engagement.customer_id == Customer.id)
+            .where(*signed, active_day(), offset >= 0, offset < RETENTION_WEEKS * 7,
+                   Engagement.date.between(first, last))
+            .group_by(Customer.signup_date, week))
 
 
 def retention_curve(table: Table) -> list[int | None]:
