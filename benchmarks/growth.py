@@ -52,7 +52,7 @@ from portal.commands import create_user
 from portal.extensions import db
 from portal.health import snapshots
 from portal.jobs import runs, tasks
-from portal.models import JobRun, Playbook, utcnow
+from portal.models import HealthSettings, JobRun, Playbook, utcnow
 
 import bench_pages
 import bench_webhooks
@@ -517,13 +517,19 @@ def measure_concurrency(url: str, size: int, quick: bool) -> None:
 # --- webhooks during a recalculation -----------------------------------------------------------------------------------
 
 def recalculate_forever(url: str) -> None:
-    """Full recalculations, one after the other, until killed; a line on stdout as each starts."""
+    """Full recalculations as the health job runs them on a day's first run (every customer, each batch committed),
+    one after the other, until killed; a line on stdout as each starts. Each comes with a new version of the same
+    health settings, as after a settings change, so that it writes every customer's snapshot again (a
+    recalculation that changes nothing writes nothing)."""
     app = common.make_app(url)
     with app.app_context():
         while True:
-            print("recalculating", flush=True)
-            snapshots.recalculate()
+            newest = snapshots.current_settings()
+            again = HealthSettings(version=newest.version + 1, **vars(snapshots.weights_of(newest)))
+            db.session.add(again)
             db.session.commit()
+            print("recalculating", flush=True)
+            snapshots.recalculate(settings=again, commit_each=True)
 
 
 def webhook_sender(signed: list):

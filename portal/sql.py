@@ -12,6 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from .extensions import db
 
 
+# Zero written into the SQL rather than bound as a parameter, in the statements a webhook delivery runs: psycopg
+# keeps its translation of a statement (placeholders to $n) only for statements under 4,096 characters and 50
+# parameters, and re-parses a longer one on every execution.
+ZERO = literal_column("0")
+
+
 def dialect() -> str:
     """The database's dialect name: the app has one engine, and asking it is cheaper than asking the session."""
     return db.engine.dialect.name

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import psycopg
 from portal.health import snapshots
 from portal.customers import service
 from portal.extensions import db
@@ -168,3 +169,10 @@ def test_a_full_recalculation_marks_the_day_and_pages_then_skip_it(ctx):
     assert snapshots.completed_on() is None
     snapshots.recalculate(today=TODAY)
     assert snapshots.completed_on() == TODAY
+
+
+def test_one_customers_inputs_statement_stays_within_what_psycopg_keeps_translated():
+    """psycopg keeps its translation of a statement (placeholders to $n) only under 4,096 characters and 50
+    parameters, and parses a longer one again on every execution: every webhook delivery runs this one."""
+    compiled = snapshots.inputs_statement("one").compile(dialect=psycopg.dialect())
+    assert len(str(compiled)) <= 4096 and len(compiled.params) <= 50, (len(str(compiled)), len(compiled.params))

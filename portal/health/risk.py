@@ -16,13 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
-from sqlalchemy import Select, String, and_, bindparam, case, cast, func, literal, or_, select, true
+from sqlalchemy import (Select, String, and_, bindparam, case, cast, func, literal, literal_column, or_, select,
+                        true)
 
 from .. import clock
 from ..extensions import db
 from ..models import PUBLIC_ID_OFFSET, AuditLog, Customer, Engagement, Event, Feedback, Onboarding
+from ..sql import ZERO
 from . import settings
 
 WINDOW = 14
@@ -92,59 +94,95 @@ def facts_params(today: dt.date) -> dict:
             "window_start": today - dt.timedelta(days=2 * WINDOW - 1)}
 
 
+class Figure(NamedTuple):
+    """A figure of a customer's engagement rows: `aggregate` of `value` over the rows meeting `conditions`."""
+    name: str
+    aggregate: Callable
+    value: Any
+    conditions: tuple
+
+    def per_customer(self):
+        """As a subquery correlated with customers: the rows read through the customer's (customer_id, date)
+        range."""
+        engagement, customers = Engagement.__table__.c, Customer.__table__.c
+        return (select(self.aggregate(self.value)).where(engagement.customer_id == customers.id, *self.conditions)
+                .scalar_subquery())
+
+    def of_group(self):
+        """As a column of a query over a customer's rows grouped by customer: every figure in one pass."""
+        return self.aggregate(case((and_(*self.conditions), self.value)))
+
+
+# The statements below are built on the tables' columns, not the models' attributes: plain Core statements, which
+# SQLAlchemy runs without the ORM's work on every execution (a webhook delivery runs one for its customer).
+
 @functools.cache
-def fact_columns() -> tuple:
+def engagement_figures() -> tuple[Figure, ...]:
+    """What the rules read from a customer's engagement: the last day active, and the PRs rejected and merged over
+    the last 14 days and the 28 (the days are parameters: facts_params)."""
+    engagement = Engagement.__table__.c
+    active = or_(engagement.issues_tagged > ZERO, engagement.prs_generated > ZERO)
+    recent = engagement.date.between(bindparam("recent_start"), bindparam("today"))
+    window = engagement.date.between(bindparam("window_start"), bindparam("today"))
+    return (Figure("last_active", func.max, engagement.date, (active,)),
+            Figure("recent_rejected", func.sum, engagement.prs_rejected, (recent,)),
+            Figure("recent_merged", func.sum, engagement.prs_merged, (recent,)),
+            Figure("rejected", func.sum, engagement.prs_rejected, (window,)),
+            Figure("merged", func.sum, engagement.prs_merged, (window,)))
+
+
+@functools.cache
+def fact_columns(engagement: bool = True) -> tuple:
     """Per customer, what the five rules read, each a lookup through that customer's own index (a scalar subquery
     correlated with customers, and with onboarding for the blocker): grouping the rows of `customer_id IN (...)`
     was planned, without fresh statistics, as a pass over the whole table for every batch of customers, and a
     delivery for one customer paid a round trip per rule. The days are parameters (facts_params), so the columns
-    are built once (building them cost a delivery more than running them)."""
-    mine = lambda model: model.customer_id == Customer.id  # noqa: E731 - read where it is used
+    are built once (building them cost a delivery more than running them). Without `engagement`, the
+    engagement_figures() are left to the caller (one customer's recalculation reads them with its totals)."""
+    customers, onboarding = Customer.__table__.c, Onboarding.__table__.c
+    events, feedback, audit = Event.__table__.c, Feedback.__table__.c, AuditLog.__table__.c
 
-    def newest(column, model, *where, order=None):
-        ordered = order if order is not None else [model.id.desc()]
-        return select(column).where(mine(model), *where).order_by(*ordered).limit(1).scalar_subquery()
+    def newest(column, table, *where, order=None):
+        ordered = order if order is not None else [table.id.desc()]
+        return (select(column).where(table.customer_id == customers.id, *where).order_by(*ordered)
+                .limit(literal_column("1")).scalar_subquery())
 
-    installation = (Event.source == "github", Event.event_type == "installation")
-    installed_order = [Event.received_at.desc(), Event.id.desc()]
-    active = or_(Engagement.issues_tagged > 0, Engagement.prs_generated > 0)
-    recent = Engagement.date >= bindparam("recent_start")
-    window = (mine(Engagement), Engagement.date.between(bindparam("window_start"), bindparam("today")))
-    sums = [select(func.sum(column)).where(*window).scalar_subquery().label(name) for name, column in (
-        ("recent_rejected", case((recent, Engagement.prs_rejected), else_=0)),
-        ("recent_merged", case((recent, Engagement.prs_merged), else_=0)),
-        ("rejected", Engagement.prs_rejected), ("merged", Engagement.prs_merged))]
-    onboarding_record = literal("o", String) + cast(Onboarding.id + PUBLIC_ID_OFFSET, String)
-    blocker_set = (select(func.max(AuditLog.created_at))
-                   .where(AuditLog.table_name == "onboarding", AuditLog.record_id == onboarding_record,
-                          AuditLog.field == "blocker_type", Onboarding.blocker_type != "none")
+    # When the latest installation event is a deletion, its time: only its action is read, not the payload.
+    deleted = case((events.payload["action"].as_string() == "deleted", events.received_at))
+    uninstalled_at = newest(deleted, events, events.source == "github", events.event_type == "installation",
+                            order=[events.received_at.desc(), events.id.desc()])
+    onboarding_record = literal("o", String) + cast(onboarding.id + PUBLIC_ID_OFFSET, String)
+    blocker_set = (select(func.max(audit.created_at))
+                   .where(audit.table_name == "onboarding", audit.record_id == onboarding_record,
+                          audit.field == "blocker_type", onboarding.blocker_type != "none")
                    .scalar_subquery())
-    answered = Feedback.nps.is_not(None)
-    return (newest(Event.payload, Event, *installation, order=installed_order).label("installation"),
-            newest(Event.received_at, Event, *installation, order=installed_order).label("installation_at"),
-            select(func.max(Engagement.date)).where(mine(Engagement), active).scalar_subquery().label("last_active"),
-            *sums,
+    answered = feedback.nps.is_not(None)
+    figures = [figure.per_customer().label(figure.name) for figure in engagement_figures()] if engagement else []
+    return (uninstalled_at.label("uninstalled_at"),
+            *figures,
             blocker_set.label("blocker_set_at"),
-            newest(Feedback.nps, Feedback, answered).label("nps"),
-            newest(Feedback.created_at, Feedback, answered).label("nps_at"))
+            newest(feedback.nps, feedback, answered).label("nps"),
+            newest(feedback.created_at, feedback, answered).label("nps_at"))
 
 
 @functools.cache
 def facts(everyone: bool) -> Select:
     """The facts of everyone, or of the expanding :ids within :first_id..:last_id (as snapshots.among)."""
+    customers, onboarding = Customer.__table__, Onboarding.__table__
+    chosen = and_(customers.c.id.between(bindparam("first_id"), bindparam("last_id")),
+                  customers.c.id.in_(bindparam("ids", expanding=True)))
     return (
-        select(Customer.id, Customer.signup_date, Customer.status, *fact_columns(),
-               Onboarding.blocker_type, Onboarding.updated_at.label("onboarding_updated_at"))
-        .outerjoin(Onboarding, Onboarding.customer_id == Customer.id)
-        .where(true() if everyone else and_(Customer.id.between(bindparam("first_id"), bindparam("last_id")),
-                                            Customer.id.in_(bindparam("ids", expanding=True))))
+        select(customers.c.id, customers.c.signup_date, customers.c.status, *fact_columns(),
+               onboarding.c.blocker_type, onboarding.c.updated_at.label("onboarding_updated_at"))
+        .select_from(customers)
+        .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
+        .where(true() if everyone else chosen)
     )
 
 
 def uninstalled(row) -> Signal | None:
-    payload = row.installation
-    if isinstance(payload, dict) and payload.get("action") == "deleted":
-        return Signal("uninstalled", f"GitHub reported the Action uninstalled on {row.installation_at:%Y-%m-%d}.")
+    if row.uninstalled_at is not None:
+        return Signal("uninstalled", f"GitHub reported the Action uninstalled on {row.uninstalled_at:%Y-%m-%d}.")
     return None
 
 

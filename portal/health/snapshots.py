@@ -5,7 +5,7 @@ import datetime as dt
 import functools
 from typing import Iterable, Iterator
 
-from sqlalchemy import Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select
 
 from .. import clock, sql
 from ..extensions import db
@@ -16,10 +16,9 @@ from . import metrics, risk, rollups
 COMPLETED_ON = "health_completed_on"
 # What a snapshot adds to its day's rollup.
 STORED = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
-# What a recalculation works out for a snapshot: when it comes out as stored, nothing is written.
-VALUES = (*STORED, "onboarding_component", "activity_component", "success_component", "volume_component",
-          "onboarding_percent", "days_active", "success_rate", "prs_generated", "prs_merged", "settings_version")
-COMPONENTS = ("onboarding_component", "activity_component", "success_component", "volume_component")
+# What tells a recalculation that a snapshot comes out as stored, and then nothing is written: with the same
+# settings version, the components, the onboarding percent and the success rate follow from these.
+VALUES = (*STORED, "days_active", "prs_generated", "prs_merged", "settings_version")
 
 
 NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
@@ -72,35 +71,41 @@ def among(column, scope: str):
                 column.in_(bindparam("customer_ids", expanding=True)))
 
 
-TOTALS = ("issues_tagged", "prs_generated", "prs_merged", "days_active")
+@functools.cache
+def total_figures() -> tuple[risk.Figure, ...]:
+    """What the score reads from a customer's engagement: the totals up to today and the active days of the
+    window."""
+    engagement = Engagement.__table__.c
+    to_date = engagement.date <= bindparam("today")
+    any_count = or_(*(engagement[count] > sql.ZERO for count in Engagement.COUNTS))
+    return (*(risk.Figure(name, func.sum, engagement[name], (to_date,))
+              for name in ("issues_tagged", "prs_generated", "prs_merged")),
+            risk.Figure("days_active", func.count, literal_column("1"),
+                        (to_date, engagement.date >= bindparam("first_day"), any_count)))
 
 
-def engagement_totals(scope: str, customers, engagement) -> tuple[list, object | None]:
-    """The columns of each customer's engagement totals (TOTALS), and the grouped subquery to outer-join for them
-    (None when they are per-customer subqueries).
+def engagement_columns(scope: str) -> tuple[list, object | None]:
+    """The columns of each customer's engagement figures (the totals, and for one customer the risk rules' too),
+    and the grouped subquery to outer-join for them (None when they are per-customer subqueries).
 
-    For everyone, one pass grouped by customer. For chosen customers, a subquery per customer and total through
-    uq_engagement_customer_date (customer_id, date): a grouped query over `customer_id IN (...)`, planned without
-    fresh statistics (right after a load or a day's writes), scanned the whole table for each batch."""
-    any_count = or_(*(engagement.c[count] > 0 for count in Engagement.COUNTS))
-    in_window = and_(engagement.c.date >= bindparam("first_day"), any_count)
-    values = {name: func.sum(engagement.c[name]) for name in TOTALS[:3]}
-    if scope == "all":
-        totals = (select(engagement.c.customer_id, *(value.label(name) for name, value in values.items()),
-                         func.sum(case((in_window, 1), else_=0)).label("days_active"))
-                  .where(engagement.c.date <= bindparam("today"))
-                  .group_by(engagement.c.customer_id)
-                  .subquery())
-        return [func.coalesce(totals.c[name], 0).label(name) for name in TOTALS], totals
-
-    def per_customer(value, *where):
-        found = select(value).where(engagement.c.customer_id == customers.c.id, *where).scalar_subquery()
-        return func.coalesce(found, 0)
-
-    to_date = engagement.c.date <= bindparam("today")
-    columns = [per_customer(value, to_date).label(name) for name, value in values.items()]
-    days = per_customer(func.count(), to_date, in_window).label("days_active")
-    return [*columns, days], None
+    For everyone, one pass grouped by customer; for one customer, its rows read once through
+    uq_engagement_customer_date for every figure. For a batch, a subquery per customer and figure through that
+    index: a grouped query over `customer_id IN (...)`, planned without fresh statistics (right after a load or a
+    day's writes), scanned the whole table for each batch."""
+    totals = total_figures()
+    if scope == "some":
+        return [func.coalesce(figure.per_customer(), sql.ZERO).label(figure.name) for figure in totals], None
+    figures = totals + (risk.engagement_figures() if scope == "one" else ())
+    engagement = Engagement.__table__.c
+    grouped = (select(engagement.customer_id, *(figure.of_group().label(figure.name) for figure in figures))
+               .group_by(engagement.customer_id))
+    if scope == "one":
+        grouped = grouped.where(engagement.customer_id == bindparam("customer_id"))
+    else:
+        grouped = grouped.where(engagement.date <= bindparam("today"))
+    grouped = grouped.subquery("figures")
+    columns = [func.coalesce(grouped.c[figure.name], sql.ZERO).label(figure.name) for figure in totals]
+    return columns + [grouped.c[figure.name] for figure in figures[len(totals):]], grouped
 
 
 @functools.cache
@@ -108,8 +113,8 @@ def inputs_statement(scope: str) -> Select:
     """inputs_query with its values as parameters, for "all" customers, "one" or "some" (see inputs_params).
     Built once, on the tables' columns: a webhook delivery runs it for one customer, and building, expanding and
     ORM-loading it cost more than running it."""
-    customers, onboarding, engagement = Customer.__table__, Onboarding.__table__, Engagement.__table__
-    totals_columns, totals = engagement_totals(scope, customers, engagement)
+    customers, onboarding = Customer.__table__, Onboarding.__table__
+    figures_columns, figures = engagement_columns(scope)
     # The customer's snapshot of today as it stands, and the day of their current row: what a recalculation
     # replaces (the rollup takes the difference) and whether it moves the current row.
     stored, current = HealthScore.__table__.alias("stored"), HealthCurrent.__table__
@@ -122,8 +127,9 @@ def inputs_statement(scope: str) -> Select:
             onboarding.c.blocker_type,
             onboarding.c.days_to_complete,
             onboarding.c.updated_at.label("onboarding_updated_at"),
-            *totals_columns,
-            *(risk.fact_columns() if scope != "all" else ()),  # a recalculation's; the export needs none
+            *figures_columns,
+            # A recalculation's (one customer's engagement figures come with its totals); the export needs none.
+            *(risk.fact_columns(engagement=scope == "some") if scope != "all" else ()),
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in VALUES),
             current.c.date.label("current_date"),
@@ -132,11 +138,12 @@ def inputs_statement(scope: str) -> Select:
         .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
         .outerjoin(stored, and_(stored.c.customer_id == customers.c.id, stored.c.date == bindparam("today")))
         .outerjoin(current, current.c.customer_id == customers.c.id)
-        .order_by(customers.c.id)
     )
-    if totals is not None:
-        query = query.outerjoin(totals, totals.c.customer_id == customers.c.id)
-    return query if scope == "all" else query.where(among(customers.c.id, scope))
+    if figures is not None:
+        query = query.outerjoin(figures, figures.c.customer_id == customers.c.id)
+    if scope != "all":
+        query = query.where(among(customers.c.id, scope))
+    return query if scope == "one" else query.order_by(customers.c.id)
 
 
 def steps_of(row) -> dict[str, bool]:
@@ -265,16 +272,8 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
 
 def unchanged(row, snapshot: dict) -> bool:
     """Whether today's stored snapshot (the row's stored_ columns) already has the snapshot's values: most webhook
-    deliveries (an issue tagged) move no input of the score, and then write nothing. The components are stored
-    with two decimals."""
-    for name in VALUES:
-        stored, new = getattr(row, f"stored_{name}"), snapshot[name]
-        if name in COMPONENTS:
-            if round(float(stored), 2) != round(float(new), 2):
-                return False
-        elif stored != new:
-            return False
-    return True
+    deliveries (an issue tagged) move no input of the score, and then write nothing."""
+    return all(getattr(row, f"stored_{name}") == snapshot[name] for name in VALUES)
 
 
 def refresh(today: dt.date | None = None) -> int:
