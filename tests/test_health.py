@@ -173,6 +173,7 @@ def test_a_full_recalculation_marks_the_day_and_pages_then_skip_it(ctx):
 
 def test_one_customers_inputs_statement_stays_within_what_psycopg_keeps_translated():
     """psycopg keeps its translation of a statement (placeholders to $n) only under 4,096 characters and 50
-    parameters, and parses a longer one again on every execution: every webhook delivery runs this one."""
-    compiled = snapshots.inputs_statement("one").compile(dialect=psycopg.dialect())
+    parameters, and parses a longer one again on every execution: every webhook delivery runs this one. (A batch's
+    has its 500 ids in one array parameter, and is translated once per 500 customers.)"""
+    compiled = snapshots.inputs_statement("one", "postgresql").compile(dialect=psycopg.dialect())
     assert len(str(compiled)) <= 4096 and len(compiled.params) <= 50, (len(str(compiled)), len(compiled.params))

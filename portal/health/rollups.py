@@ -64,20 +64,20 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, blocke
     return found
 
 
+# What a snapshot adds to its day's rollup, in the order of measures()' arguments.
+SNAPSHOT_KEY = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
+
+
 def record(day: dt.date, old: Mapping | None, new: Mapping) -> None:
     """Note in the session that a snapshot of `day` went from `old` (None: there was none) to `new`; both hold
-    score, status, stage, steps, signals, blocker and days_to_complete. Written when the transaction commits."""
+    score, status, stage, steps, signals, blocker and days_to_complete. Written when the transaction commits.
+
+    Noted as how many snapshots of each kind (alike in all of these) came and went: a batch's 500 snapshots are a
+    few hundred kinds, worked out into measures once each at commit rather than once per snapshot."""
     changes = db.session.info.setdefault(PENDING, Counter())
-    for measure, value in snapshot_measures(new).items():
-        changes[(day, measure)] += value
+    changes[(day, *(new.get(name) for name in SNAPSHOT_KEY))] += 1
     if old is not None:
-        for measure, value in snapshot_measures(old).items():
-            changes[(day, measure)] -= value
-
-
-def snapshot_measures(snapshot: Mapping) -> Counter:
-    return measures(snapshot["score"], snapshot["status"], snapshot["stage"], snapshot["steps"], snapshot["signals"],
-                    snapshot.get("blocker"), snapshot.get("days_to_complete"))
+        changes[(day, *(old.get(name) for name in SNAPSHOT_KEY))] -= 1
 
 
 @event.listens_for(Session, "before_commit")
@@ -85,8 +85,13 @@ def write_changes(session: Session) -> None:
     changes = session.info.pop(PENDING, None)
     if not changes:
         return
+    totals: Counter = Counter()
+    for (day, *values), count in changes.items():
+        if count:
+            for measure, value in measures(*values, customers=count).items():
+                totals[(day, measure)] += value
     rows = [{"date": day, "measure": measure, "value": value}
-            for (day, measure), value in sorted(changes.items()) if value]
+            for (day, measure), value in sorted(totals.items()) if value]
     if rows:
         upsert(HealthRollup.__table__, rows, ("date", "measure"), add=("value",))
 

@@ -5,7 +5,7 @@ import datetime as dt
 import functools
 from typing import Iterable, Iterator
 
-from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, func, literal_column, or_, select
 
 from .. import clock, sql
 from ..extensions import db
@@ -14,8 +14,7 @@ from ..sql import upsert
 from . import metrics, risk, rollups
 
 COMPLETED_ON = "health_completed_on"
-# What a snapshot adds to its day's rollup.
-STORED = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
+STORED = rollups.SNAPSHOT_KEY  # what a snapshot adds to its day's rollup
 # What tells a recalculation that a snapshot comes out as stored, and then nothing is written: with the same
 # settings version, the components, the onboarding percent and the success rate follow from these.
 VALUES = (*STORED, "days_active", "prs_generated", "prs_merged", "settings_version")
@@ -42,7 +41,7 @@ def inputs_query(today: dt.date, window_days: int, customer_ids: Iterable[int] |
     """One row per customer with everything the score needs (steps, PR totals up to today, active days) and the
     facts the risk signals are told from."""
     ids = list(customer_ids) if customer_ids is not None else None
-    return inputs_statement(scope_of(ids)).params(inputs_params(today, window_days, ids))
+    return inputs_statement(scope_of(ids), sql.dialect()).params(inputs_params(today, window_days, ids))
 
 
 def scope_of(customer_ids: list[int] | None) -> str:
@@ -61,14 +60,19 @@ def inputs_params(today: dt.date, window_days: int, customer_ids: list[int] | No
     return params
 
 
-def among(column, scope: str):
-    """The condition that column is one of the chosen customers: :customer_id, or the expanding :customer_ids
-    within :first_id..:last_id. The range lets PostgreSQL, short of statistics, read a batch through the primary
-    key rather than every customer (an IN list of 500 looked dearer than a pass over the table)."""
+def among(column, scope: str, dialect_name: str):
+    """The condition that column is one of the chosen customers: :customer_id, or :customer_ids within
+    :first_id..:last_id. The range lets PostgreSQL, short of statistics, read a batch through the primary key rather
+    than every customer (an IN list of 500 looked dearer than a pass over the table). On PostgreSQL the ids are one
+    array parameter (`= ANY`): 500 placeholders made a statement psycopg translated again on every batch, and
+    planned again for the new values."""
     if scope == "one":
         return column == bindparam("customer_id")
-    return and_(column.between(bindparam("first_id"), bindparam("last_id")),
-                column.in_(bindparam("customer_ids", expanding=True)))
+    if dialect_name == "postgresql":
+        chosen = column == any_(bindparam("customer_ids", type_=ARRAY(Integer)))
+    else:
+        chosen = column.in_(bindparam("customer_ids", expanding=True))
+    return and_(column.between(bindparam("first_id"), bindparam("last_id")), chosen)
 
 
 @functools.cache
@@ -84,7 +88,7 @@ def total_figures() -> tuple[risk.Figure, ...]:
                         (to_date, engagement.date >= bindparam("first_day"), any_count)))
 
 
-def engagement_columns(scope: str) -> tuple[list, object | None]:
+def engagement_columns(scope: str, dialect_name: str) -> tuple[list, object | None]:
     """The columns of each customer's engagement figures (the totals, and for one customer the risk rules' too),
     and the grouped subquery to outer-join for them (None when they are per-customer subqueries).
 
@@ -93,14 +97,12 @@ def engagement_columns(scope: str) -> tuple[list, object | None]:
     index: a grouped query over `customer_id IN (...)`, planned without fresh statistics (right after a load or a
     day's writes), scanned the whole table for each batch."""
     totals = total_figures()
-    if scope == "some":
-        return [func.coalesce(figure.per_customer(), sql.ZERO).label(figure.name) for figure in totals], None
-    figures = totals + (risk.engagement_figures() if scope == "one" else ())
+    figures = totals + (risk.engagement_figures() if scope != "all" else ())
     engagement = Engagement.__table__.c
     grouped = (select(engagement.customer_id, *(figure.of_group().label(figure.name) for figure in figures))
                .group_by(engagement.customer_id))
-    if scope == "one":
-        grouped = grouped.where(engagement.customer_id == bindparam("customer_id"))
+    if scope != "all":
+        grouped = grouped.where(among(engagement.customer_id, scope, dialect_name))
     else:
         grouped = grouped.where(engagement.date <= bindparam("today"))
     grouped = grouped.subquery("figures")
@@ -109,12 +111,12 @@ def engagement_columns(scope: str) -> tuple[list, object | None]:
 
 
 @functools.cache
-def inputs_statement(scope: str) -> Select:
+def inputs_statement(scope: str, dialect_name: str) -> Select:
     """inputs_query with its values as parameters, for "all" customers, "one" or "some" (see inputs_params).
     Built once, on the tables' columns: a webhook delivery runs it for one customer, and building, expanding and
     ORM-loading it cost more than running it."""
     customers, onboarding = Customer.__table__, Onboarding.__table__
-    figures_columns, figures = engagement_columns(scope)
+    figures_columns, figures = engagement_columns(scope, dialect_name)
     # The customer's snapshot of today as it stands, and the day of their current row: what a recalculation
     # replaces (the rollup takes the difference) and whether it moves the current row.
     stored, current = HealthScore.__table__.alias("stored"), HealthCurrent.__table__
@@ -129,7 +131,7 @@ def inputs_statement(scope: str) -> Select:
             onboarding.c.updated_at.label("onboarding_updated_at"),
             *figures_columns,
             # A recalculation's (one customer's engagement figures come with its totals); the export needs none.
-            *(risk.fact_columns(engagement=scope == "some") if scope != "all" else ()),
+            *(risk.fact_columns(engagement=False) if scope != "all" else ()),
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in VALUES),
             current.c.date.label("current_date"),
@@ -142,7 +144,7 @@ def inputs_statement(scope: str) -> Select:
     if figures is not None:
         query = query.outerjoin(figures, figures.c.customer_id == customers.c.id)
     if scope != "all":
-        query = query.where(among(customers.c.id, scope))
+        query = query.where(among(customers.c.id, scope, dialect_name))
     return query if scope == "one" else query.order_by(customers.c.id)
 
 
@@ -215,7 +217,8 @@ def lock(ids: list[int]) -> None:
 
 @functools.cache
 def lock_statement(scope: str) -> Select:
-    return (select(Customer.__table__.c.id).where(among(Customer.__table__.c.id, scope)).order_by(Customer.__table__.c.id)
+    customers = Customer.__table__.c
+    return (select(customers.id).where(among(customers.id, scope, "postgresql")).order_by(customers.id)
             .with_for_update(key_share=True))
 
 
@@ -225,7 +228,8 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
     portal_settings = portal_settings or risk.settings.current()
     calculated_at = utcnow()
     rows, current, done = [], [], 0
-    statement, params = inputs_statement(scope_of(ids)), inputs_params(today, weights.window_days, ids)
+    statement = inputs_statement(scope_of(ids), sql.dialect())
+    params = inputs_params(today, weights.window_days, ids)
     for row in db.session.execute(statement, params):
         done += 1
         result, steps = assess(row, weights)
