@@ -224,13 +224,31 @@ def lock_statement(scope: str) -> Select:
 
 def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights,
                       portal_settings: dict | None = None) -> int:
-    lock(ids)
+    """Recalculate these customers' snapshots of today under their lock (see lock). One customer's (a webhook
+    delivery's, an edit's) is first read without it: most deliveries move no input of the score, and then
+    nothing is locked or written. That read cannot miss what a concurrent recalculation of the customer is
+    writing: a change that leaves the inputs as they stand (an issue tagged on a day already active) leaves them
+    so whatever else that recalculation counts, and any other change is read again under the lock."""
     portal_settings = portal_settings or risk.settings.current()
+    read_first = len(ids) == 1 and sql.dialect() == "postgresql"
+    if not read_first:
+        lock(ids)
+    done, changed = worked_out(ids, today, settings, weights, portal_settings)
+    if changed and read_first:
+        lock(ids)
+        done, changed = worked_out(ids, today, settings, weights, portal_settings)
+    write(today, changed)
+    return done
+
+
+def worked_out(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights,
+               portal_settings: dict) -> tuple[int, list]:
+    """How many of the customers were read, and (input row, new snapshot, signal kinds) of those whose snapshot
+    of today changes."""
     calculated_at = utcnow()
-    rows, current, done = [], [], 0
+    changed, done = [], 0
     statement = inputs_statement(scope_of(ids), sql.dialect())
-    params = inputs_params(today, weights.window_days, ids)
-    for row in db.session.execute(statement, params):
+    for row in db.session.execute(statement, inputs_params(today, weights.window_days, ids)):
         done += 1
         result, steps = assess(row, weights)
         kinds = [signal.kind for signal in risk.raised(row, today, portal_settings)]
@@ -256,8 +274,16 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
             "blocker": row.blocker_type,
             "days_to_complete": row.days_to_complete,
         }
-        if row.stored and row.current_date == today and unchanged(row, snapshot):
-            continue  # the snapshot, its rollup and the current row stay as they are: nothing to write
+        if not (row.stored and row.current_date == today and unchanged(row, snapshot)):
+            changed.append((row, snapshot, kinds))
+    return done, changed
+
+
+def write(today: dt.date, changed: list) -> None:
+    """The changed snapshots, their rollup changes and the current rows they move (a recalculation of an earlier
+    day leaves a later day's current row as it is)."""
+    rows, current = [], []
+    for row, snapshot, kinds in changed:
         rows.append(snapshot)
         rollups.record(today, {name: getattr(row, f"stored_{name}") for name in STORED} if row.stored else None,
                        snapshot)
@@ -271,7 +297,6 @@ def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, 
     if current:
         upsert(HealthCurrent.__table__, current, ("customer_id",),
                replace=("date", "score", "band", "stage", "signals", "signal_count"))
-    return done
 
 
 def unchanged(row, snapshot: dict) -> bool:
