@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from . import create_app, files, validation
+from . import create_app, files, outage, validation
 from .health import metrics, snapshots
 from .analytics import engagement_summary, onboarding_summary
 from .churn import cli as churn_cli
@@ -42,6 +42,10 @@ class OneLineErrors(click.Group):
         except click.ClickException as error:
             click.echo(f"customer-tracking: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
+        except (OperationalError, InterfaceError) as error:  # the database is down, unreachable or refuses us
+            click.echo(f"customer-tracking: the database cannot be used ({outage.first_line(error)}); "
+                       "nothing was changed", err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 

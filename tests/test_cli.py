@@ -232,3 +232,15 @@ def test_unreadable_import_files_are_one_line(tracking, tmp_path, name, content)
     result = tracking("import-data", path)
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("customer-tracking: cannot read customers.csv")
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(tmp_path):
+    """No traceback when the database is down or its file cannot be opened: one line naming why, exit 1."""
+    script = os.path.join(os.path.dirname(sys.executable), "customer-tracking")
+    for url, why in (("postgresql+psycopg://postgres@127.0.0.1:1/portal", "Connection refused"),
+                     (f"sqlite:///{tmp_path}/missing/portal.db", "unable to open database file")):
+        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "x", "SCHEDULER_ENABLED": "false"}
+        result = subprocess.run([script, "onboarding-report"], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("customer-tracking: the database cannot be used (OperationalError: ")
+        assert why in result.stderr and result.stderr.rstrip().endswith("; nothing was changed")
