@@ -138,7 +138,7 @@ def fact_columns(engagement: bool = True) -> tuple:
     was planned, without fresh statistics, as a pass over the whole table for every batch of customers, and a
     delivery for one customer paid a round trip per rule. The days are parameters (facts_params), so the columns
     are built once (building them cost a delivery more than running them). Without `engagement`, the
-    engagement_figures() are left to the caller (one customer's recalculation reads them with its totals)."""
+    engagement_figures() are left to the caller (a recalculation reads them with its totals, in one pass)."""
     customers, onboarding = Customer.__table__.c, Onboarding.__table__.c
     events, feedback, audit = Event.__table__.c, Feedback.__table__.c, AuditLog.__table__.c
 

@@ -89,13 +89,12 @@ def total_figures() -> tuple[risk.Figure, ...]:
 
 
 def engagement_columns(scope: str, dialect_name: str) -> tuple[list, object | None]:
-    """The columns of each customer's engagement figures (the totals, and for one customer the risk rules' too),
-    and the grouped subquery to outer-join for them (None when they are per-customer subqueries).
+    """The columns of each customer's engagement figures (the totals, and for a recalculation the risk rules'
+    too), and the subquery grouped by customer to outer-join for them.
 
-    For everyone, one pass grouped by customer; for one customer, its rows read once through
-    uq_engagement_customer_date for every figure. For a batch, a subquery per customer and figure through that
-    index: a grouped query over `customer_id IN (...)`, planned without fresh statistics (right after a load or a
-    day's writes), scanned the whole table for each batch."""
+    For everyone (the export), one pass over the rows up to today. For one customer or a batch, one pass over their
+    rows for every figure, through uq_engagement_customer_date: the ids' range beside the ids lets PostgreSQL, short
+    of statistics (right after a load or a day's writes), read just those customers' rows rather than the table."""
     totals = total_figures()
     figures = totals + (risk.engagement_figures() if scope != "all" else ())
     engagement = Engagement.__table__.c
@@ -130,7 +129,7 @@ def inputs_statement(scope: str, dialect_name: str) -> Select:
             onboarding.c.days_to_complete,
             onboarding.c.updated_at.label("onboarding_updated_at"),
             *figures_columns,
-            # A recalculation's (one customer's engagement figures come with its totals); the export needs none.
+            # A recalculation's (its engagement figures come with the totals); the export needs none.
             *(risk.fact_columns(engagement=False) if scope != "all" else ()),
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in VALUES),
