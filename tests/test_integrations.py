@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from sqlalchemy import func, select, text
 
 from portal import clock
-from portal.health import settings
+from portal.health import rollups, settings
 from portal.customers import service as customers
 from portal.extensions import db
 from portal.integrations.signatures import sign
@@ -683,3 +683,48 @@ def test_two_first_deliveries_at_once_tick_the_step_once(app, people, live_serve
     audited = db.session.scalars(select(AuditLog).where(AuditLog.field == "first_issue_tagged")).all()
     assert len(audited) == 1
     assert sum(day["issues_tagged"] for day in engagement(public_id).values()) == 2
+
+
+@pytest.mark.skipif(not POSTGRES, reason="concurrent recalculations need PostgreSQL (TEST_POSTGRES_URL)")
+def test_a_delivery_that_moves_no_input_does_not_wait_for_a_recalculation_holding_the_customer(app, people,
+                                                                                                live_server):
+    """A health job's batch holds its customers locked until it commits. A delivery for one of them that leaves the
+    score's inputs as they are (another issue tagged once the step is ticked) is answered meanwhile, writing no
+    snapshot; one that moves them (a PR generated) waits for the batch, then writes, and the day's rollup still
+    adds up to its snapshots."""
+    issue = fixture("issues.labeled.json")
+    issue["label"]["name"] = "bug"
+    public_id = people[issue["repository"]["owner"]["login"].lower()]
+    key = Customer.key_of(public_id)
+    db.session.commit()
+
+    def send(payload: dict, event: str) -> int:
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(live_server + "/webhooks/github", data=body, method="POST", headers={
+            "X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    assert send(issue, "issues") == 200  # the first: ticks the step, so today's snapshot changes
+    today = clock.today()
+    written = db.session.scalars(select(HealthScore.calculated_at).filter_by(customer_id=key, date=today)).one()
+    db.session.commit()
+    with db.engine.connect() as holder, ThreadPoolExecutor(1) as pool:
+        holder.execute(text("SELECT id FROM customers WHERE id = :id FOR NO KEY UPDATE"), {"id": key})
+        assert pool.submit(send, issue, "issues").result(timeout=20) == 200  # answered while the lock is held
+        generated = pool.submit(send, fixture("pull_request.opened.json"), "pull_request")
+        waiting = 0
+        for _ in range(200):
+            waiting = holder.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar()
+            if waiting or generated.done():
+                break
+            time.sleep(0.05)
+        assert waiting >= 1 and not generated.done(), "the PR should wait for the batch holding its customer"
+        holder.rollback()
+        assert generated.result(timeout=20) == 200
+    db.session.expire_all()
+    snapshot = db.session.scalars(select(HealthScore).filter_by(customer_id=key, date=today)).one()
+    assert snapshot.prs_generated == 1 and snapshot.calculated_at > written
+    assert sum(day["issues_tagged"] for day in engagement(public_id).values()) == 2
+    assert +rollups.day(today) == +rollups.counted(today, today)[today]
