@@ -8,6 +8,7 @@ import pytest
 from portal.analytics import reports
 from portal.customers import service
 from portal.extensions import db
+from portal.health import rollups
 from portal.models import HealthScore, User
 
 END = dt.date(2026, 11, 25)  # a Wednesday
@@ -116,12 +117,20 @@ def test_band_migration_matrix_and_the_customers_behind_a_cell(ctx, client, auth
     snapshot(c, start, "champion"), snapshot(c, END, "champion")
     snapshot(d, END, "healthy")  # no snapshot 30 days before
     snapshot(c, start + dt.timedelta(days=1), "at_risk")  # other days do not count
+    add(5, MONDAY)  # no snapshot on either day
+    snapshot(add(6, MONDAY), start, "needs_attention")  # none on the end day
     db.session.commit()
+    rollups.rebuild()  # the snapshots were written here, not by a recalculation: their rollups counted afresh
+    db.session.commit()
+    assert reports.migration_counted(END) is not None  # every customer: read from the two days' rollups
     table = reports.migration(filters())
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["Healthy"] == [0, 0, 0, 2, 0, 2]
     assert rows["Champion"] == [1, 0, 0, 0, 0, 1]
-    assert rows["No snapshot"] == [0, 1, 0, 0, 0, 1]
+    assert rows["Needs attention"] == [0, 0, 0, 0, 1, 1]
+    assert rows["No snapshot"] == [0, 1, 0, 0, 1, 2]
+    # Some customers (a filter, here matching all of them): from their snapshots, the same matrix.
+    assert reports.migration(filters(cohort="Beta")).rows == table.rows
     auth.login("viewer")
     page = client.get(f"/analytics?end={END}").get_data(as_text=True)
     assert f"/analytics/migration?start={END - dt.timedelta(days=83)}&amp;end={END}&amp;from=healthy&amp;to=at_risk" in page

@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import (Date, Integer, and_, case, cast, func, literal, null, or_, select, true, type_coerce,
                         union_all)
 from sqlalchemy.orm import aliased
-from ..health import metrics
+from ..health import metrics, rollups
 from ..customers.queries import owned_by
 from ..extensions import db
 from ..models import Customer, Engagement, HealthScore, Onboarding
 from ..sql import dialect
 
 RETENTION_WEEKS = 12
-MIGRATION_DAYS = 30
+MIGRATION_DAYS = rollups.MIGRATION_DAYS
 NO_SNAPSHOT = "no_snapshot"
 TEAM_SIZES = ((1, 5), (6, 20), (21, 50), (51, None))  # team-size brackets, inclusive
 GROUPINGS = ("overall", "cohort", "industry", "team_size")
@@ -233,10 +233,15 @@ def migration_query(filters: Filters, before: str | None = None, after: str | No
 
 def migration(filters: Filters) -> Table:
     """How many customers moved from each band MIGRATION_DAYS before `end` to each band on `end`; a customer
-    without a snapshot on either day is counted under "no snapshot"."""
-    query, then, now = migration_query(filters)
-    grouped = query.with_only_columns(then.status, now.status, func.count()).group_by(then.status, now.status)
-    counts = {(before or NO_SNAPSHOT, after or NO_SNAPSHOT): count for before, after, count in db.session.execute(grouped)}
+    without a snapshot on either day is counted under "no snapshot". Over every customer, from the two days'
+    rollups when `end`'s counts the moves of all its snapshots (migration_counted); for some customers (a
+    filter), from their snapshots of the two days."""
+    counts = None if filters.customer_conditions() else migration_counted(filters.end)
+    if counts is None:
+        query, then, now = migration_query(filters)
+        grouped = query.with_only_columns(then.status, now.status, func.count()).group_by(then.status, now.status)
+        counts = {(before or NO_SNAPSHOT, after or NO_SNAPSHOT): count
+                  for before, after, count in db.session.execute(grouped)}
     bands = (*metrics.STATUSES, NO_SNAPSHOT)
     table = Table("migration", f"Band migration: band {MIGRATION_DAYS} days before {filters.end} (rows) to band on it (columns)",
                   ["From / to", *(metrics.label(band) for band in bands), "Total"])
@@ -244,6 +249,28 @@ def migration(filters: Filters) -> Table:
         row = [counts.get((before, after), 0) for after in bands]
         table.rows.append([metrics.label(before), *row, sum(row)])
     return table
+
+
+def migration_counted(end: dt.date) -> dict[tuple[str, str], int] | None:
+    """Every customer's move from the band MIGRATION_DAYS before `end` to the band on it, counted from the two
+    days' rollups and the number of customers: `end`'s rollup counts each of its snapshots' move (`moved:` measures),
+    the earlier day's its snapshots' bands. None when `end`'s rollup does not count the moves of all its snapshots
+    (a day written before the portal counted them: rollups.rebuild() counts them)."""
+    start = end - dt.timedelta(days=MIGRATION_DAYS)
+    day, earlier = rollups.day(end), rollups.day(start)
+    moved = {tuple(measure.split(":")[1:]): value for measure, value in day.items()
+             if measure.startswith("moved:") and value}
+    if sum(moved.values()) != day["customers"]:
+        return None
+    counts = {(NO_SNAPSHOT if then == rollups.NONE else then, now): value for (then, now), value in moved.items()}
+    for band in metrics.STATUSES:
+        gone = earlier[f"band:{band}"] - sum(value for (then, _), value in moved.items() if then == band)
+        if gone:
+            counts[(band, NO_SNAPSHOT)] = gone
+    neither = db.session.scalar(select(func.count()).select_from(Customer)) - sum(counts.values())
+    if neither:
+        counts[(NO_SNAPSHOT, NO_SNAPSHOT)] = neither
+    return counts
 
 
 def migration_customers(filters: Filters, before: str, after: str, limit: int = 200) -> list[Customer]:

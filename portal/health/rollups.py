@@ -15,16 +15,19 @@ import datetime as dt
 from collections import Counter
 from typing import Iterable, Mapping
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Date, and_, delete, func, literal_column, select, type_coerce
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..extensions import db
 from ..models import HealthRollup, HealthScore
-from ..sql import upsert
+from ..sql import dialect, upsert
 from . import metrics, risk
 
 PENDING = "portal.rollup_changes"
+# A day's band migration is from the band of the snapshot this many days before (the analytics page's).
+MIGRATION_DAYS = 30
+NONE = "none"  # the band of a customer without a snapshot that day, in `moved:` measures
 COMPLETE_STEPS = (1 << len(metrics.STEPS)) - 1
 
 
@@ -41,12 +44,13 @@ def kinds_of(mask: int) -> list[str]:
 
 
 def measures(score: int, band: str, stage: str, steps: int, signals: int, blocker: str | None = None,
-             days_to_complete: int | None = None, customers: int = 1) -> Counter:
+             days_to_complete: int | None = None, customers: int = 1, *, then: str | None = None) -> Counter:
     """What `customers` snapshots with these values add to their day's rollup. Signals count only for customers
     not churned, as the dashboard shows them; a blocker (other than "none") and the days to complete count when
-    the snapshot has them (older ones do not)."""
+    the snapshot has them (older ones do not). `then`: the band of the customer's snapshot MIGRATION_DAYS before
+    (None: none), counted as the move from it to this band (`moved:<then>:<band>`)."""
     found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
-                     f"stage:{stage}": customers})
+                     f"stage:{stage}": customers, f"moved:{then or NONE}:{band}": customers})
     if blocker not in (None, "none"):
         found[f"blocker:{blocker}"] += customers
     if days_to_complete is not None:
@@ -68,16 +72,17 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, blocke
 SNAPSHOT_KEY = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
 
 
-def record(day: dt.date, old: Mapping | None, new: Mapping) -> None:
+def record(day: dt.date, old: Mapping | None, new: Mapping, then: str | None = None) -> None:
     """Note in the session that a snapshot of `day` went from `old` (None: there was none) to `new`; both hold
-    score, status, stage, steps, signals, blocker and days_to_complete. Written when the transaction commits.
+    score, status, stage, steps, signals, blocker and days_to_complete; `then` is the band of the customer's
+    snapshot MIGRATION_DAYS before `day` (None: none). Written when the transaction commits.
 
     Noted as how many snapshots of each kind (alike in all of these) came and went: a batch's 500 snapshots are a
     few hundred kinds, worked out into measures once each at commit rather than once per snapshot."""
     changes = db.session.info.setdefault(PENDING, Counter())
-    changes[(day, *(new.get(name) for name in SNAPSHOT_KEY))] += 1
+    changes[(day, then, *(new.get(name) for name in SNAPSHOT_KEY))] += 1
     if old is not None:
-        changes[(day, *(old.get(name) for name in SNAPSHOT_KEY))] -= 1
+        changes[(day, then, *(old.get(name) for name in SNAPSHOT_KEY))] -= 1
 
 
 @event.listens_for(Session, "before_commit")
@@ -86,9 +91,9 @@ def write_changes(session: Session) -> None:
     if not changes:
         return
     totals: Counter = Counter()
-    for (day, *values), count in changes.items():
+    for (day, then, *values), count in changes.items():
         if count:
-            for measure, value in measures(*values, customers=count).items():
+            for measure, value in measures(*values, customers=count, then=then).items():
                 totals[(day, measure)] += value
     rows = [{"date": day, "measure": measure, "value": value}
             for (day, measure), value in sorted(totals.items()) if value]
@@ -122,19 +127,30 @@ def days(first: dt.date, last: dt.date, names: Iterable[str]) -> dict[dt.date, C
 def counted(first: dt.date | None = None, last: dt.date | None = None) -> dict[dt.date, Counter]:
     """The rollups of the days from first to last (every day when None) counted afresh from their snapshots, in
     one grouped query: snapshots alike in band, stage, steps and signals are counted together."""
+    earlier = aliased(HealthScore)
     alike = (HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals,
-             HealthScore.blocker, HealthScore.days_to_complete)
-    query = select(*alike, func.count(), func.sum(HealthScore.score)).group_by(*alike)
+             HealthScore.blocker, HealthScore.days_to_complete, earlier.status)
+    query = (select(*alike, func.count(), func.sum(HealthScore.score))
+             .outerjoin(earlier, and_(earlier.customer_id == HealthScore.customer_id,
+                                      earlier.date == days_before(HealthScore.date, MIGRATION_DAYS)))
+             .group_by(*alike))
     if first is not None:
         query = query.where(HealthScore.date >= first)
     if last is not None:
         query = query.where(HealthScore.date <= last)
     found: dict[dt.date, Counter] = {}
-    for on, band, stage, steps, signals, blocker, days, count, total in db.session.execute(query):
+    for on, band, stage, steps, signals, blocker, days, then, count, total in db.session.execute(query):
         day_measures = found.setdefault(on, Counter())
-        day_measures.update(measures(0, band, stage, steps, signals, blocker, days, count))
+        day_measures.update(measures(0, band, stage, steps, signals, blocker, days, count, then=then))
         day_measures["score_total"] += int(total)
     return found
+
+
+def days_before(day_column, days: int):
+    """The day `days` before a date column, as SQL on either database."""
+    if dialect() == "postgresql":
+        return day_column - literal_column(str(int(days)))
+    return type_coerce(func.date(day_column, f"-{int(days)} days"), Date)
 
 
 def rebuild(first: dt.date | None = None, last: dt.date | None = None) -> int:

@@ -14,10 +14,11 @@ from ..sql import upsert
 from . import metrics, risk, rollups
 
 COMPLETED_ON = "health_completed_on"
-STORED = rollups.SNAPSHOT_KEY  # what a snapshot adds to its day's rollup
 # What tells a recalculation that a snapshot comes out as stored, and then nothing is written: with the same
-# settings version, the components, the onboarding percent and the success rate follow from these.
-VALUES = (*STORED, "days_active", "prs_generated", "prs_merged", "settings_version")
+# settings version, the components, the onboarding percent and the success rate follow from these. They hold what
+# a snapshot adds to its day's rollup (rollups.SNAPSHOT_KEY).
+VALUES = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete", "days_active",
+          "prs_generated", "prs_merged", "settings_version")
 
 
 NEWEST_SETTINGS = select(HealthSettings).order_by(HealthSettings.version.desc()).limit(1)
@@ -51,7 +52,8 @@ def scope_of(customer_ids: list[int] | None) -> str:
 
 
 def inputs_params(today: dt.date, window_days: int, customer_ids: list[int] | None) -> dict:
-    params = {"today": today, "first_day": metrics.window_start(today, window_days), **risk.facts_params(today)}
+    params = {"today": today, "first_day": metrics.window_start(today, window_days), **risk.facts_params(today),
+              "month_before": today - dt.timedelta(days=rollups.MIGRATION_DAYS)}
     scope = scope_of(customer_ids)
     if scope == "one":
         params["customer_id"] = customer_ids[0]
@@ -117,8 +119,10 @@ def inputs_statement(scope: str, dialect_name: str) -> Select:
     customers, onboarding = Customer.__table__, Onboarding.__table__
     figures_columns, figures = engagement_columns(scope, dialect_name)
     # The customer's snapshot of today as it stands, and the day of their current row: what a recalculation
-    # replaces (the rollup takes the difference) and whether it moves the current row.
+    # replaces (the rollup takes the difference) and whether it moves the current row; and the band of their
+    # snapshot MIGRATION_DAYS before, which the rollup counts the move from.
     stored, current = HealthScore.__table__.alias("stored"), HealthCurrent.__table__
+    earlier = HealthScore.__table__.alias("earlier")
     query = (
         select(
             customers.c.id,
@@ -134,11 +138,14 @@ def inputs_statement(scope: str, dialect_name: str) -> Select:
             stored.c.customer_id.label("stored"),
             *(stored.c[name].label(f"stored_{name}") for name in VALUES),
             current.c.date.label("current_date"),
+            earlier.c.status.label("band_then"),
         )
         .select_from(customers)
         .outerjoin(onboarding, onboarding.c.customer_id == customers.c.id)
         .outerjoin(stored, and_(stored.c.customer_id == customers.c.id, stored.c.date == bindparam("today")))
         .outerjoin(current, current.c.customer_id == customers.c.id)
+        .outerjoin(earlier, and_(earlier.c.customer_id == customers.c.id,
+                                 earlier.c.date == bindparam("month_before")))
     )
     if figures is not None:
         query = query.outerjoin(figures, figures.c.customer_id == customers.c.id)
@@ -284,8 +291,8 @@ def write(today: dt.date, changed: list) -> None:
     rows, current = [], []
     for row, snapshot, kinds in changed:
         rows.append(snapshot)
-        rollups.record(today, {name: getattr(row, f"stored_{name}") for name in STORED} if row.stored else None,
-                       snapshot)
+        stored = {name: getattr(row, f"stored_{name}") for name in rollups.SNAPSHOT_KEY} if row.stored else None
+        rollups.record(today, stored, snapshot, row.band_then)
         if row.current_date is None or row.current_date <= today:
             current.append({"customer_id": row.id, "date": today, "score": snapshot["score"],
                             "band": snapshot["status"], "stage": snapshot["stage"], "signals": snapshot["signals"],
