@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import psycopg
@@ -177,3 +180,13 @@ def test_one_customers_inputs_statement_stays_within_what_psycopg_keeps_translat
     has its 500 ids in one array parameter, and is translated once per 500 customers.)"""
     compiled = snapshots.inputs_statement("one", "postgresql").compile(dialect=psycopg.dialect())
     assert len(str(compiled)) <= 4096 and len(compiled.params) <= 50, (len(str(compiled)), len(compiled.params))
+
+
+def test_each_module_of_the_health_package_imports_on_its_own():
+    """The package's modules refer to each other (the rollups to the risk kinds, the settings to the snapshots):
+    whichever a script imports first must not meet another half-initialised."""
+    package = Path(snapshots.__file__).parent
+    for name in sorted(path.stem for path in package.glob("*.py") if path.stem != "__init__"):
+        imported = subprocess.run([sys.executable, "-c", f"import portal.health.{name}"], capture_output=True,
+                                  text=True, cwd=package.parent.parent)
+        assert imported.returncode == 0, (name, imported.stderr[-500:])
