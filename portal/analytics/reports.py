@@ -22,7 +22,7 @@ from ..sql import dialect
 
 RETENTION_WEEKS = 12
 MIGRATION_DAYS = rollups.MIGRATION_DAYS
-NO_SNAPSHOT = "no_snapshot"
+NO_SNAPSHOT = rollups.NO_SNAPSHOT
 TEAM_SIZES = ((1, 5), (6, 20), (21, 50), (51, None))  # team-size brackets, inclusive
 GROUPINGS = ("overall", "cohort", "industry", "team_size")
 
@@ -262,7 +262,7 @@ def migration_counted(end: dt.date) -> dict[tuple[str, str], int] | None:
              if measure.startswith("moved:") and value}
     if sum(moved.values()) != day["customers"]:
         return None
-    counts = {(NO_SNAPSHOT if then == rollups.NONE else then, now): value for (then, now), value in moved.items()}
+    counts = dict(moved)
     for band in metrics.STATUSES:
         gone = earlier[f"band:{band}"] - sum(value for (then, _), value in moved.items() if then == band)
         if gone:

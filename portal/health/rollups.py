@@ -27,7 +27,7 @@ from . import metrics, risk
 PENDING = "portal.rollup_changes"
 # A day's band migration is from the band of the snapshot this many days before (the analytics page's).
 MIGRATION_DAYS = 30
-NONE = "none"  # the band of a customer without a snapshot that day, in `moved:` measures
+NO_SNAPSHOT = "no_snapshot"  # the band of a customer without a snapshot that day, in `moved:` measures
 COMPLETE_STEPS = (1 << len(metrics.STEPS)) - 1
 
 
@@ -50,7 +50,7 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, blocke
     the snapshot has them (older ones do not). `then`: the band of the customer's snapshot MIGRATION_DAYS before
     (None: none), counted as the move from it to this band (`moved:<then>:<band>`)."""
     found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
-                     f"stage:{stage}": customers, f"moved:{then or NONE}:{band}": customers})
+                     f"stage:{stage}": customers, f"moved:{then or NO_SNAPSHOT}:{band}": customers})
     if blocker not in (None, "none"):
         found[f"blocker:{blocker}"] += customers
     if days_to_complete is not None:
@@ -72,7 +72,7 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, blocke
 SNAPSHOT_KEY = ("score", "status", "stage", "steps", "signals", "blocker", "days_to_complete")
 
 
-def record(day: dt.date, old: Mapping | None, new: Mapping, then: str | None = None) -> None:
+def record(day: dt.date, old: Mapping | None, new: Mapping, then: str | None) -> None:
     """Note in the session that a snapshot of `day` went from `old` (None: there was none) to `new`; both hold
     score, status, stage, steps, signals, blocker and days_to_complete; `then` is the band of the customer's
     snapshot MIGRATION_DAYS before `day` (None: none). Written when the transaction commits.
@@ -126,7 +126,8 @@ def days(first: dt.date, last: dt.date, names: Iterable[str]) -> dict[dt.date, C
 
 def counted(first: dt.date | None = None, last: dt.date | None = None) -> dict[dt.date, Counter]:
     """The rollups of the days from first to last (every day when None) counted afresh from their snapshots, in
-    one grouped query: snapshots alike in band, stage, steps and signals are counted together."""
+    one grouped query: snapshots alike in band, stage, steps, signals, blocker, days to complete and band
+    MIGRATION_DAYS before are counted together."""
     earlier = aliased(HealthScore)
     alike = (HealthScore.date, HealthScore.status, HealthScore.stage, HealthScore.steps, HealthScore.signals,
              HealthScore.blocker, HealthScore.days_to_complete, earlier.status)
