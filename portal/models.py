@@ -8,7 +8,7 @@ from decimal import Decimal
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, Numeric,
-    String, Text, UniqueConstraint, func, text as sql, types,
+    SmallInteger, String, Text, UniqueConstraint, func, text as sql, types,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -214,6 +214,55 @@ class Engagement(PublicId, db.Model):
     prs_merged: Mapped[int] = mapped_column(Integer, default=0)
     prs_rejected: Mapped[int] = mapped_column(Integer, default=0)
     support_requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EngagementDayVersion(db.Model):
+    """How many times the engagement of a day before the database's UTC today was written, changed or deleted,
+    counted by database triggers (migration 0021) on every write to engagement, whatever its path."""
+
+    __tablename__ = "engagement_day_versions"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class EngagementDay(db.Model):
+    """One settled day's engagement totals over every customer (and how many customers have an engagement row
+    that day), as counted at the day's `version`: the weekly trends use them while that is still the day's version
+    (analytics.reports.daily_totals)."""
+
+    __tablename__ = "engagement_days"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
+    customers: Mapped[int] = mapped_column(Integer, server_default="0")
+    issues_tagged: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    prs_generated: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    prs_merged: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    prs_rejected: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    support_requests: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class RetentionWeek(db.Model):
+    """A week (0..11 after the customer's own signup date, days 7N..7N+6) in which the customer had engagement, kept
+    by database triggers (migration 0022) on every write to engagement and to a customer's signup date."""
+
+    __tablename__ = "retention_weeks"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    week: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+
+
+class RetentionDay(db.Model):
+    """Per signup day: how many customers signed up (week SIGNED_UP) and how many of them have each week in
+    retention_weeks, kept by the same triggers; the cohort retention adds these up."""
+
+    __tablename__ = "retention_days"
+    SIGNED_UP = -1
+
+    signup_day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    week: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Event(db.Model):

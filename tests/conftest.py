@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -24,6 +25,10 @@ from portal.extensions import db
 from portal.models import User
 
 POSTGRES = os.environ.get("TEST_POSTGRES_URL")
+# Property tests check what comes out, not how fast: on a busy two-core machine an example can take longer than
+# Hypothesis's default 200 ms deadline.
+hypothesis_settings.register_profile("portal", deadline=None)
+hypothesis_settings.load_profile("portal")
 
 
 class Databases:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (Date, Integer, and_, case, cast, func, literal, null, or_, select, true, type_coerce,
                         union_all)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
-from ..health import metrics, rollups
+
 from ..customers.queries import owned_by
 from ..extensions import db
-from ..models import Customer, Engagement, HealthScore, Onboarding
-from ..sql import dialect
+from ..health import metrics, rollups
+from ..models import (Customer, Engagement, EngagementDay, EngagementDayVersion, HealthScore, Onboarding,
+                      RetentionDay)
+from ..sql import dialect, unsynced_autocommit, upsert_statement
 
 RETENTION_WEEKS = 12
 MIGRATION_DAYS = rollups.MIGRATION_DAYS
@@ -76,26 +81,45 @@ def active_day():
 def retention(filters: Filters) -> Table:
     """Weekly signup cohorts (by the Monday of the signup week) and, for week N after each customer's own signup
     date (days 7N..7N+6), the share of the cohort with any engagement. A week not yet begun for the cohort's first
-    day is left empty rather than shown as 0%."""
+    day is left empty rather than shown as 0%.
+
+    Over every customer, from retention_days (kept by the database as engagement and customers change) when no
+    engagement is dated after the period, so a week's count is the one the period shows; otherwise, or for some
+    customers (a filter), from the cohorts' engagement."""
     first, last = week_start(filters.start), filters.end
-    signed = (Customer.signup_date >= first, Customer.signup_date <= last, *filters.customer_conditions())
     sizes: dict[dt.date, int] = {}
-    for signup, count in db.session.execute(
-        select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date)
-    ):
-        sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
     active: dict[tuple[dt.date, int], int] = {}
-    rows = db.session.execute(active_weeks(signed, first, last))
-    for signup, number, count in rows:
-        key = (week_start(signup), int(number))
-        active[key] = active.get(key, 0) + count
+    if not filters.customer_conditions() and not engaged_after(last):
+        for signup, week, count in db.session.execute(
+                select(RetentionDay.signup_day, RetentionDay.week, RetentionDay.customers)
+                .where(RetentionDay.signup_day.between(first, last), RetentionDay.customers != 0)):
+            if week == RetentionDay.SIGNED_UP:
+                sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
+            else:
+                active[(week_start(signup), week)] = active.get((week_start(signup), week), 0) + count
+    else:
+        signed = (Customer.signup_date >= first, Customer.signup_date <= last, *filters.customer_conditions())
+        for signup, count in db.session.execute(
+            select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date)
+        ):
+            sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
+        for signup, number, count in db.session.execute(active_weeks(signed, first, last)):
+            key = (week_start(signup), int(number))
+            active[key] = active.get(key, 0) + count
     table = Table("retention", "Cohort retention: share of each weekly signup cohort active in week N",
                   ["Signup week", "Customers", *(f"Week {n}" for n in range(RETENTION_WEEKS))])
-    for cohort_week in sorted(sizes):
+    for cohort_week in sorted(week for week, size in sizes.items() if size):
         cells = [share(active.get((cohort_week, n), 0), sizes[cohort_week])
                  if cohort_week + dt.timedelta(days=7 * n) <= last else None for n in range(RETENTION_WEEKS)]
         table.rows.append([cohort_week.isoformat(), sizes[cohort_week], *cells])
     return table
+
+
+def engaged_after(day: dt.date) -> bool:
+    """Whether any engagement is dated after `day`: the latest date, one step down ix_engagement_date (a LIMIT 1
+    over a range is planned as a scan of the table when the planner has no statistics)."""
+    latest = db.session.scalar(select(func.max(Engagement.date)))
+    return latest is not None and latest > day
 
 
 def active_weeks(signed: tuple, first: dt.date, last: dt.date):
@@ -296,34 +320,122 @@ def group_key(grouping: str):
 # from the table in index order, three to four times slower over a year, and SQLite's planner cannot tell how many
 # rows a range holds. PostgreSQL chooses well by itself.
 SQLITE_INDEX_DAYS = 90
+# A day this many days before the database's UTC today, or earlier, is settled: its totals are kept (engagement_days).
+# The triggers of migration 0021 move on the version of any day before the writing transaction's today, so a kept
+# day's writes are all seen unless a transaction stays open across two midnights.
+SETTLED_DAYS = 2
+TREND_COUNTS = ("issues_tagged", "prs_generated", "prs_merged")
 
 
-def engagement_day(filters: Filters):
-    """Engagement.date to filter and group the filters' period by: on SQLite, for a long period, the same day as an
+def engagement_day(first: dt.date, last: dt.date):
+    """Engagement.date to filter and group the days first..last by: on SQLite, for a long period, the same day as an
     expression, which no index serves."""
-    if dialect() == "sqlite" and (filters.end - filters.start).days > SQLITE_INDEX_DAYS:
+    if dialect() == "sqlite" and (last - first).days > SQLITE_INDEX_DAYS:
         return type_coerce(func.date(Engagement.date), Date)
     return Engagement.date
 
 
+def database_today():
+    if dialect() == "postgresql":
+        return cast(func.timezone("UTC", func.now()), Date)
+    return type_coerce(func.date("now"), Date)
+
+
+def counted_days(days: list[dt.date]) -> dict[dt.date, tuple[int, ...]]:
+    """For each of `days`: how many customers have an engagement row that day, then the day's COUNTS over them
+    (all 0 for a day without engagement), summed from the engagement table."""
+    if not days:
+        return {}
+    day = engagement_day(min(days), max(days))
+    found = {day: (0,) * (1 + len(Engagement.COUNTS)) for day in days}
+    for on, *values in db.session.execute(
+            select(day, func.count(), *(func.sum(getattr(Engagement, count)) for count in Engagement.COUNTS))
+            .where(day.in_(days)).group_by(day)):
+        found[on] = tuple(int(value or 0) for value in values)
+    return found
+
+
+def daily_totals(first: dt.date, last: dt.date) -> dict[dt.date, tuple[int, ...]]:
+    """counted_days() of every day first..last. A settled day's come from engagement_days while they were counted
+    at the day's current version; the others are counted, and the settled ones among them kept for the next view.
+
+    The versions are read before the engagement is summed, so totals are never kept under a version newer than
+    what they count: a write committed in between leaves them older than the day's version, counted again."""
+    settled = min(last, db.session.scalar(select(database_today())) - dt.timedelta(days=SETTLED_DAYS))
+    calendar = [first + dt.timedelta(days=offset) for offset in range((last - first).days + 1)]
+    if settled < first:
+        return counted_days(calendar)
+    versions = dict(db.session.execute(select(EngagementDayVersion.day, EngagementDayVersion.version)
+                                       .where(EngagementDayVersion.day.between(first, settled))).all())
+    totals: dict[dt.date, tuple[int, ...]] = {}
+    for kept in db.session.execute(select(EngagementDay.__table__).where(EngagementDay.day.between(first, settled))):
+        if kept.version == versions.get(kept.day, 0):
+            totals[kept.day] = (kept.customers, *(getattr(kept, count) for count in Engagement.COUNTS))
+    stale = [day for day in calendar if day <= settled and day not in totals]
+    counted = counted_days(stale)
+    keep([{"day": day, "version": versions.get(day, 0), "customers": values[0],
+           **dict(zip(Engagement.COUNTS, values[1:]))} for day, values in counted.items()])
+    totals.update(counted)
+    totals.update(counted_days([day for day in calendar if day > settled]))
+    return totals
+
+
+def keep(rows: list[dict]) -> None:
+    """Store counted totals in engagement_days on a connection of its own, committed at once (losing them costs only
+    a count). On SQLite, while another connection writes, nothing is kept rather than the page waiting for it."""
+    if not rows:
+        return
+    table = EngagementDay.__table__
+    statement = upsert_statement(table, ("day",), tuple(column.name for column in table.columns if column.name != "day"),
+                                 (), (), dialect())
+    try:
+        with unsynced_autocommit() as connection:
+            if connection.dialect.name == "sqlite":
+                with sqlite_no_wait(connection):
+                    connection.execute(statement, rows)
+            else:
+                connection.execute(statement, rows)
+    except OperationalError:
+        current_app.logger.info("engagement totals not kept: the database is busy writing")
+
+
+@contextmanager
+def sqlite_no_wait(connection):
+    """Give up at once, rather than after the busy timeout, when another connection holds SQLite's write lock."""
+    waited = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
+
+
 def trends(filters: Filters, grouping: str = "overall") -> Table:
     """Per week (Monday) of the period and per group: issues tagged, PRs generated and merged, and the PR success
-    rate (merged / generated, truncated, 0 when none was generated)."""
+    rate (merged / generated, truncated, 0 when none was generated). Over every customer, from the daily totals
+    (daily_totals); for a filter or a grouping, summed from the period's engagement."""
     key = group_key(grouping)
-    sums = [func.sum(getattr(Engagement, count)) for count in ("issues_tagged", "prs_generated", "prs_merged")]
-    day = engagement_day(filters)
-    grouped = (day,) if key is None else (day, key)
-    query = select(*grouped, *sums).where(day.between(filters.start, filters.end)).group_by(*grouped)
     narrowed = filters.customer_conditions()
-    if narrowed or key is not None:  # the customers table only when a filter or the grouping needs it
-        query = query.join(Customer, Customer.id == Engagement.customer_id).where(*narrowed)
-    rows = db.session.execute(query)
     weeks: dict[tuple[dt.date, str], list[int]] = {}
-    for day, *values in rows:
-        group = "All customers" if key is None else (values.pop(0) or "(none)")
+
+    def add(day: dt.date, group: str, values) -> None:
         totals = weeks.setdefault((week_start(day), group), [0, 0, 0])
         for index, value in enumerate(values):
             totals[index] += int(value or 0)
+
+    if key is None and not narrowed:
+        picked = [Engagement.COUNTS.index(count) for count in TREND_COUNTS]
+        for day, (customers, *values) in daily_totals(filters.start, filters.end).items():
+            if customers:  # a day with engagement rows, as the grouped sum finds them
+                add(day, "All customers", [values[index] for index in picked])
+    else:
+        sums = [func.sum(getattr(Engagement, count)) for count in TREND_COUNTS]
+        day = engagement_day(filters.start, filters.end)
+        grouped = (day,) if key is None else (day, key)
+        query = (select(*grouped, *sums).join(Customer, Customer.id == Engagement.customer_id)
+                 .where(day.between(filters.start, filters.end), *narrowed).group_by(*grouped))
+        for day, *values in db.session.execute(query):
+            add(day, "All customers" if key is None else (values.pop(0) or "(none)"), values)
     table = Table("trends", "Weekly trends: issues tagged, PRs generated and merged, PR success rate",
                   ["Week", metrics.label(grouping), "Issues tagged", "PRs generated", "PRs merged", "Success rate %"])
     for (week, group), (issues, generated, merged) in sorted(weeks.items()):

@@ -1,0 +1,114 @@
+"""What the database keeps for the analytics page (retention_days, engagement_days) says what a count of the
+engagement and the customers says, after any sequence of writes by any path: engagement recorded, edited to
+nothing, moved to another day, deleted; customers added, deleted or given another signup date."""
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from sqlalchemy import delete, func, select, update
+
+from portal.analytics import reports
+from portal.customers import service
+from portal.extensions import db
+from portal.models import Customer, Engagement, RetentionDay
+
+from .conftest import clean
+
+START = dt.date(2026, 9, 7)  # a Monday
+END = START + dt.timedelta(days=83)
+CUSTOMERS = 4
+COUNTS = st.fixed_dictionaries({"issues_tagged": st.integers(0, 2), "prs_generated": st.integers(0, 2),
+                                "support_requests": st.integers(0, 1)})
+
+CHANGES = st.one_of(
+    st.tuples(st.just("engagement"), st.integers(0, CUSTOMERS - 1), st.integers(-3, 90), COUNTS),
+    st.tuples(st.just("emptied"), st.integers(0, CUSTOMERS - 1)),
+    st.tuples(st.just("moved"), st.integers(0, CUSTOMERS - 1), st.integers(-10, 10)),
+    st.tuples(st.just("deleted"), st.integers(0, CUSTOMERS - 1)),
+    st.tuples(st.just("signup"), st.integers(0, CUSTOMERS - 1), st.integers(-20, 20)),
+    st.tuples(st.just("customer_deleted"), st.integers(0, CUSTOMERS - 1)),
+    st.tuples(st.just("customer_added"), st.integers(0, 30)),
+)
+
+
+def kept_retention() -> dict:
+    return {(row.signup_day, row.week): row.customers for row in db.session.scalars(select(RetentionDay))
+            if row.customers}
+
+
+def counted_retention() -> dict:
+    """The same counts from the customers and their engagement, in Python."""
+    found: dict = {}
+    customers = {customer.id: customer.signup_date for customer in db.session.scalars(select(Customer))}
+    for signup in customers.values():
+        found[(signup, RetentionDay.SIGNED_UP)] = found.get((signup, RetentionDay.SIGNED_UP), 0) + 1
+    weeks = set()
+    for row in db.session.scalars(select(Engagement)):
+        offset = (row.date - customers[row.customer_id]).days
+        if any(getattr(row, count) for count in Engagement.COUNTS) and 0 <= offset < 7 * reports.RETENTION_WEEKS:
+            weeks.add((row.customer_id, offset // 7))
+    for customer_id, week in weeks:
+        key = (customers[customer_id], week)
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def first_row(customer_id: int):
+    return db.session.scalar(select(Engagement.id).where(Engagement.customer_id == customer_id)
+                             .order_by(Engagement.date, Engagement.id).limit(1))
+
+
+def add_customer(number: int, signup: dt.date) -> int:
+    return service.add_customer({"email": f"c{number}@example.com", "organization": f"Org {number}",
+                                 "github_username": f"org-{number}"}, "test", signup_date=signup).id
+
+
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(CHANGES, max_size=14))
+def test_any_sequence_of_writes_keeps_what_a_count_says(app, changes):
+    clean(app)
+    with app.app_context():
+        ids = [add_customer(number, START + dt.timedelta(days=3 * number)) for number in range(CUSTOMERS)]
+        db.session.commit()
+        filters = reports.Filters(START, END)
+        everyone = reports.Filters(START, END, cohort="Beta")  # the same customers, counted from their engagement
+        for number, change in enumerate(changes):
+            kind, *args = change
+            customer_id = ids[args[0]] if kind not in ("customer_added",) else None
+            if customer_id is not None and db.session.get(Customer, customer_id) is None:
+                continue
+            if kind == "engagement":
+                customer = db.session.get(Customer, customer_id)
+                service.add_counts(customer.id, args[2], "test", customer.signup_date + dt.timedelta(days=args[1]))
+            elif kind == "emptied":
+                db.session.execute(update(Engagement).where(Engagement.id == first_row(customer_id))
+                                   .values(**{count: 0 for count in Engagement.COUNTS}))
+            elif kind == "moved":
+                row = db.session.get(Engagement, first_row(customer_id) or 0)
+                if row is not None:
+                    moved = row.date + dt.timedelta(days=args[1])
+                    taken = db.session.scalar(select(func.count()).where(Engagement.customer_id == customer_id,
+                                                                         Engagement.date == moved))
+                    if not taken:
+                        row.date = moved
+            elif kind == "deleted":
+                db.session.execute(delete(Engagement).where(Engagement.id == first_row(customer_id)))
+            elif kind == "signup":
+                customer = db.session.get(Customer, customer_id)
+                customer.signup_date = customer.signup_date + dt.timedelta(days=args[1])
+            elif kind == "customer_deleted":
+                db.session.execute(delete(Customer).where(Customer.id == customer_id))
+            elif kind == "customer_added":
+                ids.append(add_customer(100 + number, START + dt.timedelta(days=args[0])))
+            db.session.commit()
+            db.session.expire_all()
+            assert kept_retention() == counted_retention()
+        for customer in db.session.scalars(select(Customer)):
+            customer.cohort = "Beta"
+        db.session.commit()
+        if not reports.engaged_after(END):
+            assert reports.retention(filters).rows == reports.retention(everyone).rows
+        assert reports.daily_totals(START - dt.timedelta(days=30), END + dt.timedelta(days=30)) == \
+            reports.counted_days([START - dt.timedelta(days=30) + dt.timedelta(days=offset) for offset in range(144)])
+        db.session.remove()
