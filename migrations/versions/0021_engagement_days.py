@@ -81,8 +81,9 @@ def upgrade():
     )
     if dialect == "postgresql":
         for name, event, tables, days in pg_triggers():
+            # A statement that wrote no past day (every webhook delivery of today's) stops at the first check.
             op.execute(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  "
-                       f"{bump(days)};\n  RETURN NULL;\nEND $$")
+                       f"IF EXISTS ({days}) THEN\n    {bump(days)};\n  END IF;\n  RETURN NULL;\nEND $$")
             op.execute(f"CREATE TRIGGER {name} AFTER {event} ON engagement REFERENCING {tables} "
                        f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
     else:

@@ -13,8 +13,9 @@ An engagement row turning active adds its customer's week (if new); one turning 
 removes the week when no other active day of it is left. A customer added counts in its signup day; one deleted, or
 whose signup date changes, takes its weeks out (and, for a new date, works them out again from its engagement).
 
-On PostgreSQL the engagement triggers run once per statement over its transition tables (an import's insert of
-millions of rows is one set-based pass); SQLite's run per row.
+On PostgreSQL the engagement triggers on insert and delete run once per statement over its transition tables (an
+import's insert of millions of rows is one set-based pass); those on update, as SQLite's, per row, and only for a
+row that turned inactive, active or moved: a webhook adding to a day's active row runs none.
 
 Revision ID: 0022_retention_days
 Revises: 0021_engagement_days
@@ -74,18 +75,28 @@ def pg_loss(rows: str, where: str = "true") -> str:
             f"RETURNING w.customer_id, w.week) {add_to_days('lost', '-1')}")
 
 
-# An updated row that may have lost a week (less active, or moved) and one that may have gained one.
-MOVED = "(a.date <> r.date OR a.customer_id <> r.customer_id)"
-PG_UPDATE_LOSS = f"EXISTS (SELECT 1 FROM added a WHERE a.id = r.id AND (NOT {active('a')} OR {MOVED}))"
-PG_UPDATE_GAIN = f"EXISTS (SELECT 1 FROM removed a WHERE a.id = r.id AND (NOT {active('a')} OR {MOVED}))"
+def pg_row(row: str) -> str:
+    """Row `row` (OLD or NEW) of a row trigger as a one-row table."""
+    columns = ", ".join(f"{row}.{column} AS {column}" for column in ("id", "customer_id", "date", *COUNTS))
+    return f"(SELECT {columns})"
+
+
+# An updated row that may have lost a week (it was active: now less active, or moved) and one that may have gained
+# one (it is active: it was not, or it moved). A webhook's count added to an active row is neither, so its update
+# runs no trigger function at all.
+MOVED = "(NEW.date <> OLD.date OR NEW.customer_id <> OLD.customer_id)"
+UPDATE_LOSS = f"{active('OLD')} AND (NOT {active('NEW')} OR {MOVED})"
+UPDATE_GAIN = f"{active('NEW')} AND (NOT {active('OLD')} OR {MOVED})"
 
 
 def pg_engagement_triggers() -> list[tuple[str, str, str, list[str]]]:
-    """(name, event, transition tables, statements) of each engagement trigger, run once per statement."""
+    """(name, event, transition tables or the row condition, statements) of each engagement trigger: inserts and
+    deletes once per statement, over its rows; updates per row, only those that can change a week."""
     return [
-        ("retention_engagement_insert", "INSERT", "NEW TABLE AS added", [pg_gain("added")]),
-        ("retention_engagement_update", "UPDATE", "OLD TABLE AS removed NEW TABLE AS added",
-         [pg_loss("removed", PG_UPDATE_LOSS), pg_gain("added", PG_UPDATE_GAIN)]),
+        ("retention_engagement_insert", "INSERT", "NEW TABLE AS added",
+         ["IF EXISTS (SELECT 1 FROM added) THEN " + pg_gain("added") + "; END IF"]),
+        ("retention_engagement_update_loss", "UPDATE", UPDATE_LOSS, [pg_loss(pg_row("OLD"))]),
+        ("retention_engagement_update_gain", "UPDATE", UPDATE_GAIN, [pg_gain(pg_row("NEW"))]),
         ("retention_engagement_delete", "DELETE", "OLD TABLE AS removed", [pg_loss("removed")]),
     ]
 
@@ -190,16 +201,14 @@ def sqlite_weeks_out(row: str) -> list[str]:
             f"DELETE FROM retention_weeks WHERE customer_id = {row}.id"]
 
 
-SQLITE_LOSS = f"NOT {active('NEW')} OR NEW.date <> OLD.date OR NEW.customer_id <> OLD.customer_id"
-SQLITE_GAIN = f"NOT {active('OLD')} OR NEW.date <> OLD.date OR NEW.customer_id <> OLD.customer_id"
 
 
 def sqlite_engagement_triggers() -> list[tuple[str, str, list[str]]]:
     return [
         ("retention_engagement_insert", "AFTER INSERT ON engagement", sqlite_gain("NEW")),
-        ("retention_engagement_update_loss", f"AFTER UPDATE ON engagement FOR EACH ROW WHEN {SQLITE_LOSS}",
+        ("retention_engagement_update_loss", f"AFTER UPDATE ON engagement FOR EACH ROW WHEN {UPDATE_LOSS}",
          sqlite_loss("OLD")),
-        ("retention_engagement_update_gain", f"AFTER UPDATE ON engagement FOR EACH ROW WHEN {SQLITE_GAIN}",
+        ("retention_engagement_update_gain", f"AFTER UPDATE ON engagement FOR EACH ROW WHEN {UPDATE_GAIN}",
          sqlite_gain("NEW")),
         ("retention_engagement_delete", "AFTER DELETE ON engagement", sqlite_loss("OLD")),
     ]
@@ -255,8 +264,12 @@ def upgrade():
     if dialect == "postgresql":
         for name, event, tables, statements in pg_engagement_triggers():
             create_function(name, statements)
-            op.execute(f"CREATE TRIGGER {name} AFTER {event} ON engagement REFERENCING {tables} "
-                       f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
+            if event == "UPDATE":
+                op.execute(f"CREATE TRIGGER {name} AFTER UPDATE ON engagement FOR EACH ROW WHEN ({tables}) "
+                           f"EXECUTE FUNCTION {name}()")
+            else:
+                op.execute(f"CREATE TRIGGER {name} AFTER {event} ON engagement REFERENCING {tables} "
+                           f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
         name, statement = PG_SIGNUPS
         create_function(name, [statement])
         op.execute(f"CREATE TRIGGER {name} AFTER INSERT ON customers REFERENCING NEW TABLE AS added "
