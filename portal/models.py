@@ -132,6 +132,7 @@ class Customer(PublicId, db.Model):
         CheckConstraint("team_size >= 1", name="team_size_positive"),
         CheckConstraint(one_of("status", CUSTOMER_STATUSES), name="status"),
         Index("ix_customers_status_cohort", "status", "cohort"),
+        Index("ix_customers_industry", "industry"),  # the industries in use, stepped through (queries.values_in_use)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -262,6 +263,21 @@ class RetentionDay(db.Model):
 
     signup_day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     week: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class FunnelDay(db.Model):
+    """Per signup day and cohort, what its customers add to the funnel, kept by database triggers (migration 0023)
+    on every write to onboarding and to a customer's signup date or cohort: measure CUSTOMERS the customers, DONE + i
+    those with step i done, GAP + i how many took `days` days over gap i (UTC calendar days)."""
+
+    __tablename__ = "funnel_days"
+    CUSTOMERS, DONE, GAP = 0, 1, 6
+
+    signup_day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    cohort: Mapped[str] = mapped_column(String(50), primary_key=True)
+    measure: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    days: Mapped[int] = mapped_column(Integer, primary_key=True)
     customers: Mapped[int] = mapped_column(Integer, server_default="0")
 
 

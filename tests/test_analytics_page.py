@@ -209,7 +209,8 @@ def test_days_near_the_database_today_are_counted_not_kept(ctx):
     db.session.commit()
     assert kept_totals_are_a_fresh_count(today - dt.timedelta(days=4), today)
     kept = db.session.scalars(select(EngagementDay.day).order_by(EngagementDay.day)).all()
-    assert kept == calendar(today - dt.timedelta(days=4), today - dt.timedelta(days=reports.SETTLED_DAYS))
+    settled = (dt.datetime.now(dt.timezone.utc) - reports.SETTLING).date() - dt.timedelta(days=1)
+    assert kept == calendar(today - dt.timedelta(days=4), settled)
     active(a, today - dt.timedelta(days=1), today)  # not settled: no version moves, and none is needed
     db.session.commit()
     assert kept_totals_are_a_fresh_count(today - dt.timedelta(days=4), today)

@@ -1,19 +1,22 @@
-"""What the database keeps for the analytics page (retention_days, engagement_days) says what a count of the
-engagement and the customers says, after any sequence of writes by any path: engagement recorded, edited to
-nothing, moved to another day, deleted; customers added, deleted or given another signup date."""
+"""What the database keeps for the analytics page (retention_days, funnel_days, engagement_days) says what a count
+of the engagement, the onboarding and the customers says, after any sequence of writes by any path: engagement
+recorded, edited to nothing, moved to another day, deleted; onboarding steps done and undone; customers added,
+deleted, moved to another cohort or given another signup date."""
 from __future__ import annotations
 
 import datetime as dt
 
+from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from portal.analytics import reports
 from portal.customers import service
 from portal.extensions import db
+from portal.health.metrics import STEPS
 from portal.models import Customer, Engagement, RetentionDay
 
-from .conftest import clean
+from .conftest import clean, make_app
 
 START = dt.date(2026, 9, 7)  # a Monday
 END = START + dt.timedelta(days=83)
@@ -29,6 +32,8 @@ CHANGES = st.one_of(
     st.tuples(st.just("signup"), st.integers(0, CUSTOMERS - 1), st.integers(-20, 20)),
     st.tuples(st.just("customer_deleted"), st.integers(0, CUSTOMERS - 1)),
     st.tuples(st.just("customer_added"), st.integers(0, 30)),
+    st.tuples(st.just("step"), st.integers(0, CUSTOMERS - 1), st.sampled_from(STEPS), st.booleans()),
+    st.tuples(st.just("cohort"), st.integers(0, CUSTOMERS - 1), st.sampled_from(["", "Beta", "GA"])),
 )
 
 
@@ -52,6 +57,11 @@ def counted_retention() -> dict:
         key = (customers[customer_id], week)
         found[key] = found.get(key, 0) + 1
     return found
+
+
+def normal(rows) -> list[tuple]:
+    return sorted((tuple(None if value is None else (value if isinstance(value, str) else int(value)) for value in row)
+                   for row in rows), key=repr)
 
 
 def first_row(customer_id: int):
@@ -101,14 +111,58 @@ def test_any_sequence_of_writes_keeps_what_a_count_says(app, changes):
                 db.session.execute(delete(Customer).where(Customer.id == customer_id))
             elif kind == "customer_added":
                 ids.append(add_customer(100 + number, START + dt.timedelta(days=args[0])))
+            elif kind == "step":
+                service.set_step(db.session.get(Customer, customer_id), args[1], args[2], "test")
+            elif kind == "cohort":
+                db.session.get(Customer, customer_id).cohort = args[1]
             db.session.commit()
             db.session.expire_all()
             assert kept_retention() == counted_retention()
+            assert normal(reports.kept_funnel_counts(filters)) == normal(db.session.execute(reports.funnel_counts(filters)))
         for customer in db.session.scalars(select(Customer)):
             customer.cohort = "Beta"
         db.session.commit()
         if not reports.engaged_after(END):
             assert reports.retention(filters).rows == reports.retention(everyone).rows
+        assert reports.funnel(filters).rows == reports.funnel(everyone).rows
         assert reports.daily_totals(START - dt.timedelta(days=30), END + dt.timedelta(days=30)) == \
             reports.counted_days([START - dt.timedelta(days=30) + dt.timedelta(days=offset) for offset in range(144)])
         db.session.remove()
+
+
+def test_the_migrations_count_what_is_already_there(databases):
+    """A portal upgraded with customers, onboarding and engagement in it: retention_days and funnel_days start as a
+    count says."""
+    app = make_app(databases.new())
+    try:
+        with app.app_context():
+            upgrade(revision="0020_feedback_days")
+            with db.engine.begin() as connection:
+                for number, signup in enumerate((START, START + dt.timedelta(days=9)), start=1):
+                    connection.execute(text(
+                        "INSERT INTO customers (email, organization, github_username, signup_date, status, cohort, "
+                        "industry, team_size, created_at, updated_at) VALUES (:email, 'Org', :login, :signup, "
+                        "'active', 'Beta', '', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                        {"email": f"m{number}@example.com", "login": f"m-{number}", "signup": signup})
+                ids = connection.execute(text("SELECT id FROM customers ORDER BY id")).scalars().all()
+                connection.execute(text(
+                    "INSERT INTO onboarding (customer_id, welcome_email_sent, welcome_email_sent_at, account_created, "
+                    "github_action_installed, first_issue_tagged, first_pr_generated, blocker_type, notes, updated_at) "
+                    "VALUES (:id, :done, :at, false, false, false, false, 'none', '', CURRENT_TIMESTAMP)"),
+                    [{"id": ids[0], "done": True, "at": dt.datetime(2026, 9, 9, 12, tzinfo=dt.timezone.utc)},
+                     {"id": ids[1], "done": False, "at": None}])
+                connection.execute(text(
+                    "INSERT INTO engagement (customer_id, date, issues_tagged, prs_generated, prs_merged, "
+                    "prs_rejected, support_requests) VALUES (:id, :day, :issues, 0, 0, 0, 0)"),
+                    [{"id": ids[0], "day": START + dt.timedelta(days=1), "issues": 1},
+                     {"id": ids[0], "day": START + dt.timedelta(days=15), "issues": 0},
+                     {"id": ids[1], "day": START + dt.timedelta(days=30), "issues": 2}])
+            upgrade()
+            filters = reports.Filters(START, END)
+            assert kept_retention() == counted_retention()
+            assert normal(reports.kept_funnel_counts(filters)) == normal(db.session.execute(reports.funnel_counts(filters)))
+            assert reports.funnel(filters).rows[0][:3] == ["Beta", 2, 50]
+            db.session.remove()
+    finally:
+        with app.app_context():
+            db.engine.dispose()

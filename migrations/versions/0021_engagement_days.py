@@ -6,7 +6,8 @@ engagement_days, with the version of the day they were counted at. engagement_da
 version, moved on by triggers whenever an engagement row of a day before the database's UTC today is written,
 changed or deleted, by any path (a webhook, an edit, an import, a bulk load, a customer deleted): kept totals are
 used only while their version is still the day's. Today's writes, the webhooks' steady stream, touch no version
-row, so they never wait on one another over it; the page counts today and yesterday live.
+row, so they never wait on one another over it; the page counts today (and yesterday, in the first hours of
+the day) live.
 
 On PostgreSQL the triggers run once per statement over its transition tables (an import's insert of millions of
 rows moves each day's version once); SQLite's run per row.

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import (Date, Integer, and_, case, cast, func, literal, null, or_, select, true, type_coerce,
-                        union_all)
+from sqlalchemy import (Date, Integer, and_, case, cast, func, literal, literal_column, null, or_, select, true,
+                        type_coerce, union_all)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from ..customers.queries import owned_by
 from ..extensions import db
 from ..health import metrics, rollups
-from ..models import (Customer, Engagement, EngagementDay, EngagementDayVersion, HealthScore, Onboarding,
-                      RetentionDay)
+from ..models import (Customer, Engagement, EngagementDay, EngagementDayVersion, FunnelDay, HealthScore,
+                      Onboarding, RetentionDay)
 from ..sql import dialect, unsynced_autocommit, upsert_statement
 
 RETENTION_WEEKS = 12
@@ -159,10 +159,9 @@ def retention_curve(table: Table) -> list[int | None]:
 # -- funnel per cohort ---------------------------------------------------------------------------------------
 
 def day_of(moment):
-    """The calendar day of a stored moment as SQL, the day Python's .date() gives of the value read back (on
-    PostgreSQL in the session's time zone, on SQLite the stored UTC text's)."""
+    """The UTC calendar day of a stored moment as SQL, as the triggers keeping funnel_days count it."""
     if dialect() == "postgresql":
-        return cast(moment, Date)
+        return cast(func.timezone("UTC", moment), Date)
     return func.date(moment)
 
 
@@ -202,8 +201,9 @@ def funnel(filters: Filters) -> Table:
     """For each cohort of customers who signed up in the period: the share at each onboarding step, and the median
     days from signup to the welcome email and from each step to the next (over customers who reached both).
 
-    Counted by the database (funnel_counts), the medians worked out exactly from how many customers took each number
-    of days: a few rows per cohort rather than one per customer."""
+    Over every customer, from funnel_days (kept_funnel_counts); for some customers (a filter), counted by the
+    database (funnel_counts). The medians are worked out exactly from how many customers took each number of days: a
+    few rows per cohort rather than one per customer."""
     steps = len(metrics.STEPS)
     gaps = [f"Signup to {metrics.label(metrics.STEPS[0])}"] + [
         f"{metrics.label(before)} to {metrics.label(after)}" for before, after in zip(metrics.STEPS, metrics.STEPS[1:])
@@ -212,7 +212,11 @@ def funnel(filters: Filters) -> Table:
                   ["Cohort", "Customers", *(f"{metrics.label(step)} %" for step in metrics.STEPS),
                    *(f"{gap} (median days)" for gap in gaps)])
     cohorts: dict[str, tuple[list[int], dict[int, list]]] = {}  # customers and steps done; each gap's counts
-    for cohort, gap, days, count, *done in db.session.execute(funnel_counts(filters)):
+    if filters.customer_conditions():
+        counts = db.session.execute(funnel_counts(filters))
+    else:
+        counts = kept_funnel_counts(filters)
+    for cohort, gap, days, count, *done in counts:
         # Cohorts told apart by the database but shown alike ("(none)") are one row, as one group.
         totals, taken = cohorts.setdefault(cohort or "(none)", ([0] * (1 + steps), {}))
         if gap is None:
@@ -223,6 +227,27 @@ def funnel(filters: Filters) -> Table:
         table.rows.append([cohort, size, *(share(count, size) for count in done),
                            *(median_of(taken.get(index, [])) for index in range(steps))])
     return table
+
+
+def kept_funnel_counts(filters: Filters) -> list[tuple]:
+    """funnel_counts()' rows over every customer who signed up in the period, from funnel_days: a few rows per
+    signup day and cohort, kept by the database as onboarding and customers change."""
+    steps = len(metrics.STEPS)
+    members: dict[str, list[int]] = {}
+    taken: dict[tuple[str, int, int], int] = {}
+    for cohort, measure, days, count in db.session.execute(
+            select(FunnelDay.cohort, FunnelDay.measure, FunnelDay.days, func.sum(FunnelDay.customers))
+            .where(FunnelDay.signup_day.between(filters.start, filters.end))
+            .group_by(FunnelDay.cohort, FunnelDay.measure, FunnelDay.days).order_by(FunnelDay.cohort)):
+        if not count:
+            continue
+        if measure < FunnelDay.GAP:
+            members.setdefault(cohort, [0] * (1 + steps))[measure] += int(count)
+        else:
+            taken[(cohort, measure - FunnelDay.GAP, days)] = int(count)
+    rows = [(cohort, None, None, *values) for cohort, values in members.items() if values[0]]
+    rows += [(cohort, gap, days, count, *(None,) * steps) for (cohort, gap, days), count in taken.items()]
+    return rows  # the cohorts in the database's order, as funnel_counts() gives them
 
 
 def median_of(histogram: list[tuple[int, int]]) -> float | int | None:
@@ -320,10 +345,11 @@ def group_key(grouping: str):
 # from the table in index order, three to four times slower over a year, and SQLite's planner cannot tell how many
 # rows a range holds. PostgreSQL chooses well by itself.
 SQLITE_INDEX_DAYS = 90
-# A day this many days before the database's UTC today, or earlier, is settled: its totals are kept (engagement_days).
-# The triggers of migration 0021 move on the version of any day before the writing transaction's today, so a kept
-# day's writes are all seen unless a transaction stays open across two midnights.
-SETTLED_DAYS = 2
+# A day is settled, and its totals kept (engagement_days), once it ended this long ago by the database's UTC clock.
+# The triggers of migration 0021 move on the version of any day before the UTC day on which the writing transaction
+# began, so every write to a kept day moves its version on unless a transaction writing engagement stays open longer
+# than this (an import of 100,000 customers' 90 days takes minutes).
+SETTLING = dt.timedelta(hours=6)
 TREND_COUNTS = ("issues_tagged", "prs_generated", "prs_merged")
 
 
@@ -335,10 +361,12 @@ def engagement_day(first: dt.date, last: dt.date):
     return Engagement.date
 
 
-def database_today():
+def last_settled_day():
+    """As SQL: the last day that ended SETTLING ago or more, by the database's UTC clock."""
+    hours = int(SETTLING.total_seconds() // 3600)
     if dialect() == "postgresql":
-        return cast(func.timezone("UTC", func.now()), Date)
-    return type_coerce(func.date("now"), Date)
+        return cast(func.timezone("UTC", func.now() - literal_column(f"interval '{hours} hours'")), Date) - 1
+    return type_coerce(func.date("now", f"-{hours} hours", "-1 days"), Date)
 
 
 def counted_days(days: list[dt.date]) -> dict[dt.date, tuple[int, ...]]:
@@ -361,7 +389,7 @@ def daily_totals(first: dt.date, last: dt.date) -> dict[dt.date, tuple[int, ...]
 
     The versions are read before the engagement is summed, so totals are never kept under a version newer than
     what they count: a write committed in between leaves them older than the day's version, counted again."""
-    settled = min(last, db.session.scalar(select(database_today())) - dt.timedelta(days=SETTLED_DAYS))
+    settled = min(last, db.session.scalar(select(last_settled_day())))
     calendar = [first + dt.timedelta(days=offset) for offset in range((last - first).days + 1)]
     if settled < first:
         return counted_days(calendar)
