@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,24 +87,22 @@ def retention(filters: Filters) -> Table:
     engagement is dated after the period, so a week's count is the one the period shows; otherwise, or for some
     customers (a filter), from the cohorts' engagement."""
     first, last = week_start(filters.start), filters.end
-    sizes: dict[dt.date, int] = {}
-    active: dict[tuple[dt.date, int], int] = {}
     if not filters.customer_conditions() and not engaged_after(last):
-        for signup, week, count in db.session.execute(
-                select(RetentionDay.signup_day, RetentionDay.week, RetentionDay.customers)
-                .where(RetentionDay.signup_day.between(first, last), RetentionDay.customers != 0)):
-            if week == RetentionDay.SIGNED_UP:
-                sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
-            else:
-                active[(week_start(signup), week)] = active.get((week_start(signup), week), 0) + count
+        counted = db.session.execute(
+            select(RetentionDay.signup_day, RetentionDay.week, RetentionDay.customers)
+            .where(RetentionDay.signup_day.between(first, last), RetentionDay.customers != 0)).all()
     else:
         signed = (Customer.signup_date >= first, Customer.signup_date <= last, *filters.customer_conditions())
-        for signup, count in db.session.execute(
-            select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date)
-        ):
+        counted = [(signup, RetentionDay.SIGNED_UP, count) for signup, count in db.session.execute(
+            select(Customer.signup_date, func.count()).where(*signed).group_by(Customer.signup_date))]
+        counted += db.session.execute(active_weeks(signed, first, last)).all()
+    sizes: dict[dt.date, int] = {}
+    active: dict[tuple[dt.date, int], int] = {}
+    for signup, week, count in counted:  # (signup day, week N or SIGNED_UP, customers)
+        if week == RetentionDay.SIGNED_UP:
             sizes[week_start(signup)] = sizes.get(week_start(signup), 0) + count
-        for signup, number, count in db.session.execute(active_weeks(signed, first, last)):
-            key = (week_start(signup), int(number))
+        else:
+            key = (week_start(signup), int(week))
             active[key] = active.get(key, 0) + count
     table = Table("retention", "Cohort retention: share of each weekly signup cohort active in week N",
                   ["Signup week", "Customers", *(f"Week {n}" for n in range(RETENTION_WEEKS))])
@@ -417,12 +415,9 @@ def keep(rows: list[dict]) -> None:
     statement = upsert_statement(table, ("day",), tuple(column.name for column in table.columns if column.name != "day"),
                                  (), (), dialect())
     try:
-        with unsynced_autocommit() as connection:
-            if connection.dialect.name == "sqlite":
-                with sqlite_no_wait(connection):
-                    connection.execute(statement, rows)
-            else:
-                connection.execute(statement, rows)
+        with unsynced_autocommit() as connection, (
+                sqlite_no_wait(connection) if connection.dialect.name == "sqlite" else nullcontext()):
+            connection.execute(statement, rows)
     except OperationalError:
         current_app.logger.info("engagement totals not kept: the database is busy writing")
 
