@@ -217,26 +217,17 @@ class Engagement(PublicId, db.Model):
     support_requests: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class EngagementDayVersion(db.Model):
-    """How many times the engagement of a day before the database's UTC today was written, changed or deleted,
-    counted by database triggers (migration 0021) on every write to engagement, whatever its path."""
+class EngagementTotal(db.Model):
+    """A day's engagement totals over the customers of one shard (customer_id % SHARDS), and how many of them have
+    an engagement row that day, kept exact by database triggers (migration 0025) on every write to engagement,
+    whatever its path: a day's totals are the sum of its shards (analytics.reports.daily_totals)."""
 
-    __tablename__ = "engagement_day_versions"
-
-    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, server_default="0")
-
-
-class EngagementDay(db.Model):
-    """One settled day's engagement totals over every customer (and how many customers have an engagement row
-    that day), as counted at the day's `version`: the weekly trends use them while that is still the day's version
-    (analytics.reports.daily_totals)."""
-
-    __tablename__ = "engagement_days"
+    __tablename__ = "engagement_totals"
+    SHARDS = 64
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, server_default="0")
-    customers: Mapped[int] = mapped_column(Integer, server_default="0")
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    customers: Mapped[int] = mapped_column(BigInteger, server_default="0")
     issues_tagged: Mapped[int] = mapped_column(BigInteger, server_default="0")
     prs_generated: Mapped[int] = mapped_column(BigInteger, server_default="0")
     prs_merged: Mapped[int] = mapped_column(BigInteger, server_default="0")

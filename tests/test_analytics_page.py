@@ -11,7 +11,9 @@ from portal.analytics import reports
 from portal.customers import service
 from portal.extensions import db
 from portal.health import rollups
-from portal.models import Customer, Engagement, EngagementDay, HealthScore, User
+from portal.models import Customer, Engagement, EngagementTotal, HealthScore, User
+
+from .test_analytics_rollups import counted_days
 
 END = dt.date(2026, 11, 25)  # a Wednesday
 MONDAY = dt.date(2026, 10, 5)
@@ -164,17 +166,13 @@ def test_weekly_trends_overall_and_by_group(ctx, start):
     assert [row[1] for row in by_cohort.rows] == ["VIP"]
 
 
-def calendar(first, last):
-    return [first + dt.timedelta(days=offset) for offset in range((last - first).days + 1)]
+def totals_are_a_fresh_count(first, last):
+    return reports.daily_totals(first, last) == counted_days(first, last)
 
 
-def kept_totals_are_a_fresh_count(first, last):
-    return reports.daily_totals(first, last) == reports.counted_days(calendar(first, last))
-
-
-def test_settled_days_are_kept_and_every_later_write_shows(ctx):
-    """A settled day's totals are counted once and then read from engagement_days; an engagement recorded, a row
-    changed or deleted, a customer deleted with its engagement: each shows on the next view."""
+def test_daily_totals_follow_every_write(ctx):
+    """Each day's totals are read from engagement_totals, which the triggers keep: an engagement recorded (today's
+    too), a row changed, moved or deleted, a customer deleted with its engagement: each shows on the next view."""
     a, b = add(1, MONDAY), add(2, MONDAY)
     active(a, MONDAY, MONDAY + dt.timedelta(days=1), prs_generated=2, prs_merged=1)
     active(b, MONDAY + dt.timedelta(days=8), prs_generated=1)
@@ -182,44 +180,38 @@ def test_settled_days_are_kept_and_every_later_write_shows(ctx):
     first = reports.trends(filters())
     assert first.rows == [[MONDAY.isoformat(), "All customers", 2, 4, 2, 50],
                           [(MONDAY + dt.timedelta(days=7)).isoformat(), "All customers", 1, 1, 0, 0]]
-    assert db.session.scalar(select(func.count()).select_from(EngagementDay)) == (END - MONDAY).days + 1
-    # Read back, not counted again: totals kept under the day's version are what the report shows.
-    db.session.execute(update(EngagementDay).where(EngagementDay.day == MONDAY).values(issues_tagged=40))
+    # Read, not counted: what engagement_totals holds is what the report shows.
+    db.session.execute(update(EngagementTotal).where(EngagementTotal.day == MONDAY,
+                                                     EngagementTotal.shard == a.id % EngagementTotal.SHARDS)
+                       .values(issues_tagged=40))
     db.session.commit()
     assert reports.trends(filters()).rows[0][2] == 41
+    db.session.execute(update(EngagementTotal).where(EngagementTotal.day == MONDAY,
+                                                     EngagementTotal.shard == a.id % EngagementTotal.SHARDS)
+                       .values(issues_tagged=1))
+    today = dt.datetime.now(dt.timezone.utc).date()
     changes = [
         lambda: active(a, MONDAY, prs_merged=1),
+        lambda: service.add_counts(a.id, {"issues_tagged": 2}, "test", today),
         lambda: db.session.execute(update(Engagement).where(Engagement.customer_id == b.id).values(prs_generated=7)),
         lambda: db.session.execute(update(Engagement).where(Engagement.customer_id == b.id)
                                    .values(date=MONDAY + dt.timedelta(days=2))),
+        lambda: db.session.execute(update(Engagement).where(Engagement.customer_id == a.id, Engagement.date == today)
+                                   .values(customer_id=b.id, issues_tagged=0)),
         lambda: db.session.execute(delete(Engagement).where(Engagement.date == MONDAY + dt.timedelta(days=1))),
         lambda: db.session.execute(delete(Customer).where(Customer.id == b.id)),
     ]
     for change in changes:
         change()
         db.session.commit()
-        assert kept_totals_are_a_fresh_count(MONDAY, END)
+        assert totals_are_a_fresh_count(MONDAY, today)
     assert reports.trends(filters()).rows == [[MONDAY.isoformat(), "All customers", 2, 2, 2, 100]]
+    assert list(reports.daily_totals(MONDAY, today)) == [MONDAY]
 
 
-def test_days_near_the_database_today_are_counted_not_kept(ctx):
-    today = dt.datetime.now(dt.timezone.utc).date()
-    a = add(1, today - dt.timedelta(days=30))
-    active(a, *calendar(today - dt.timedelta(days=4), today))
-    db.session.commit()
-    assert kept_totals_are_a_fresh_count(today - dt.timedelta(days=4), today)
-    kept = db.session.scalars(select(EngagementDay.day).order_by(EngagementDay.day)).all()
-    settled = (dt.datetime.now(dt.timezone.utc) - reports.SETTLING).date() - dt.timedelta(days=1)
-    assert kept == calendar(today - dt.timedelta(days=4), settled)
-    active(a, today - dt.timedelta(days=1), today)  # not settled: no version moves, and none is needed
-    db.session.commit()
-    assert kept_totals_are_a_fresh_count(today - dt.timedelta(days=4), today)
-
-
-def test_a_write_committed_while_a_day_is_counted_is_not_lost(ctx):
-    """Another connection's write, uncommitted while the page counts: on PostgreSQL the totals are kept without it
-    and its commit moves the day's version on; on SQLite it holds the write lock, so nothing is kept and the page
-    does not wait for it. Either way the next view counts it."""
+def test_a_write_uncommitted_while_the_page_reads_is_neither_waited_for_nor_lost(ctx):
+    """Another connection's write, uncommitted while the page reads (on PostgreSQL it holds its shard's row of the
+    day's totals): the page does not wait for it and does not count it; once committed, it shows."""
     a = add(1, MONDAY)
     active(a, MONDAY)
     db.session.commit()
@@ -233,7 +225,7 @@ def test_a_write_committed_while_a_day_is_counted_is_not_lost(ctx):
         db.session.commit()
         other.commit()
     assert reports.trends(filters()).rows[0][2] == 6
-    assert kept_totals_are_a_fresh_count(MONDAY, END)
+    assert totals_are_a_fresh_count(MONDAY, END)
 
 
 def test_filters_narrow_every_report(ctx):
