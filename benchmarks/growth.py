@@ -175,7 +175,7 @@ def build(url: str, size: int, today: dt.date, cap: int) -> dict:
 
 
 # The revision before the first table kept by triggers from the rows written (0020 feedback_days; then
-# retention_days, funnel_days, engagement_totals).
+# retention_days, funnel_days, engagement_totals, email_counts).
 BEFORE_KEPT = "0019_onboarding_in_rollups"
 
 

@@ -401,6 +401,19 @@ class HealthRollup(db.Model):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class EmailCount(db.Model):
+    """How many emails of one status and kind have ids in one shard (id % SHARDS), kept exact by database triggers
+    (migration 0026) on every write to email_notifications: the email log's head and pager read them."""
+
+    __tablename__ = "email_counts"
+    SHARDS = 8
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    emails: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
 class EmailNotification(db.Model):
     __tablename__ = "email_notifications"
     __table_args__ = (

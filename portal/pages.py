@@ -29,7 +29,7 @@ def filtered_list(queries, partial: str, whole: str, **context):
     """A log page filtered from its query string and paged: `queries` is its module, with a Filters class
     (from_args, conditions, args, page) and paginate(conditions, page). Links to other pages keep the filters."""
     filters = queries.Filters.from_args(request.args)
-    page = queries.paginate(filters.conditions(), filters.page)
+    page = queries.paginate(filters)
     return fragment_or_page(partial, whole, filters=filters, page=page, **context,
                             page_link=lambda number: url_for(".index", **filters.args(page=number)))
 
@@ -73,10 +73,6 @@ def capped(total: int) -> tuple[int, bool]:
     return min(total, COUNT_CAP), total > COUNT_CAP
 
 
-# A figure in a page's head (a badge) counts up to this many: it says "look", not how much.
-BADGE_CAP = 1_000
-
-
 def count(value: int, cap: int | None = None) -> str:
     """A count made with a LIMIT of cap + 1 (COUNT_CAP by default), as a page shows it: "10,000+" past the cap."""
     cap = COUNT_CAP if cap is None else cap
@@ -84,13 +80,15 @@ def count(value: int, cap: int | None = None) -> str:
 
 
 def paginate(query: Select, number: int, size: int = 50, scalars: bool = False,
-             counted: Select | None = None) -> Page:
+             counted: Select | None = None, known: int | None = None) -> Page:
     """A count of the query's rows (up to COUNT_CAP) and the `number`th page of them (the last page when it is
     past the end). `counted`: the same rows without what only the page shows (a join to a row that always exists),
-    counted instead of the query."""
-    rows = ((query if counted is None else counted).order_by(None)
-            .with_only_columns(literal(1), maintain_column_froms=True).limit(COUNT_CAP + 1))
-    total, more = capped(db.session.scalar(select(func.count()).select_from(rows.subquery())))
+    counted instead of the query; `known`: how many rows there are, kept elsewhere, so that none are counted."""
+    if known is None:
+        rows = ((query if counted is None else counted).order_by(None)
+                .with_only_columns(literal(1), maintain_column_froms=True).limit(COUNT_CAP + 1))
+        known = db.session.scalar(select(func.count()).select_from(rows.subquery()))
+    total, more = capped(known)
     pages = max((total + size - 1) // size, 1)
     page = min(number, pages)
     result = db.session.execute(query.limit(size).offset((page - 1) * size))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import false, select
+from sqlalchemy import false, func, select
 from werkzeug.datastructures import MultiDict
 
 from .. import pages
 from ..pages import Page, query_args
 from ..extensions import db
-from ..models import EMAIL_STATUSES, Customer, EmailNotification
+from ..models import EMAIL_STATUSES, Customer, EmailCount, EmailNotification
 from ..validation import page_number
 from .content import KINDS
 
@@ -48,10 +48,22 @@ class Filters:
         return where
 
 
-def paginate(where: list, number: int) -> Page:
-    """One page of emails, newest first: a count and PAGE_SIZE rows."""
-    return pages.paginate(select(EN).where(*where).order_by(EN.queued_at.desc(), EN.id.desc()), number, PAGE_SIZE,
-                          scalars=True)
+def paginate(filters: Filters) -> Page:
+    """One page of emails, newest first: PAGE_SIZE rows, and how many there are: from email_counts unless the
+    log is narrowed to a customer (whose emails are counted through their index)."""
+    query = select(EN).where(*filters.conditions()).order_by(EN.queued_at.desc(), EN.id.desc())
+    known = None if filters.customer else counted(filters.status, filters.kind)
+    return pages.paginate(query, filters.page, PAGE_SIZE, scalars=True, known=known)
+
+
+def counted(status: str = "", kind: str = "") -> int:
+    """How many emails there are of the status and kind ("": any), from email_counts (kept by triggers)."""
+    query = select(func.coalesce(func.sum(EmailCount.emails), 0))
+    if status:
+        query = query.where(EmailCount.status == status)
+    if kind:
+        query = query.where(EmailCount.kind == kind)
+    return int(db.session.scalar(query))
 
 
 # What the log's head counts: the emails that need someone (failed) or are on their way (queued).
@@ -59,15 +71,11 @@ COUNTED = ("failed", "queued")
 
 
 def status_counts() -> dict[str, int]:
-    """How many emails of each COUNTED status, each up to pages.BADGE_CAP + 1 (see the `count` filter): a walk of
-    the (status, queued_at, id) index that stops there, not a pass over the whole outbox. Each is read through a
-    server-side cursor, which PostgreSQL plans for its first rows: as a plain count, short of statistics, it was
-    planned as a bitmap of every matching index entry (100,000 queued) before the limit."""
-    found = {}
-    for status in COUNTED:
-        ids = (select(EN.id).where(EN.status == status).order_by(EN.queued_at.desc(), EN.id.desc())
-               .limit(pages.BADGE_CAP + 1).execution_options(stream_results=True))
-        found[status] = len(db.session.scalars(ids).all())
+    """How many emails of each COUNTED status, from email_counts."""
+    found = dict.fromkeys(COUNTED, 0)
+    for status, emails in db.session.execute(select(EmailCount.status, func.sum(EmailCount.emails))
+                                             .where(EmailCount.status.in_(COUNTED)).group_by(EmailCount.status)):
+        found[status] = int(emails)
     return found
 
 

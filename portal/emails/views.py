@@ -23,8 +23,7 @@ bp.context_processor(public_ids)  # customer_public_id() in the templates, as on
 @login_required
 def index():
     return filtered_list(queries, "emails/_rows.html", "emails/index.html",
-                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(), now=clock.now(),
-                         badge_cap=pages.BADGE_CAP)
+                         statuses=EMAIL_STATUSES, kinds=KINDS, counts=queries.status_counts(), now=clock.now())
 
 
 @bp.get("/emails/<int:email_id>")

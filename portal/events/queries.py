@@ -55,9 +55,9 @@ class Filters:
         return where
 
 
-def paginate(where: list, number: int) -> Page:
+def paginate(filters: Filters) -> Page:
     """One page of events, newest first: a count and a select() of PAGE_SIZE rows."""
-    return pages.paginate(newest_first(where), number, PAGE_SIZE, scalars=True)
+    return pages.paginate(newest_first(filters.conditions()), filters.page, PAGE_SIZE, scalars=True)
 
 
 def newest_first(where: list) -> Select:

@@ -39,7 +39,7 @@ def detail(event_id: int):
 
 def render_unmatched(status: int = 200, **errors):
     """The unmatched events; errors maps an event id to the message shown by its assign form."""
-    page = queries.paginate([Event.outcome == "unmatched"], page_number(request.args.get("page")))
+    page = queries.paginate(queries.Filters(outcome="unmatched", page=page_number(request.args.get("page"))))
     return render_template("events/unmatched.html", page=page, sender=queries.sender, errors=errors,
                            page_link=lambda n: url_for(".unmatched", page=n)), status
 
