@@ -43,6 +43,11 @@ def one(row: str, sign: str) -> str:
     return add(f"SELECT {row}.status, {row}.kind, {row}.id % {SHARDS}, {sign}1 WHERE true")
 
 
+# An email whose status or kind changed: out of its old count and into its new one, in one statement (the two are
+# never the same row of email_counts).
+MOVED = add(f"VALUES (OLD.status, OLD.kind, OLD.id % {SHARDS}, -1), (NEW.status, NEW.kind, NEW.id % {SHARDS}, 1)")
+
+
 CHANGED = "(OLD.status <> NEW.status OR OLD.kind <> NEW.kind)"
 
 
@@ -51,7 +56,7 @@ def pg_triggers() -> list[tuple[str, str, str, str]]:
     return [
         ("email_counts_insert", "INSERT", "REFERENCING NEW TABLE AS added FOR EACH STATEMENT",
          add(pg_grouped("added", ""))),
-        ("email_counts_update", "UPDATE", f"FOR EACH ROW WHEN {CHANGED}", f"{one('OLD', '-')};\n  {one('NEW', '')}"),
+        ("email_counts_update", "UPDATE", f"FOR EACH ROW WHEN {CHANGED}", MOVED),
         ("email_counts_delete", "DELETE", "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT",
          add(pg_grouped("removed", "-"))),
     ]
@@ -62,7 +67,7 @@ def sqlite_triggers() -> list[tuple[str, str, str]]:
     return [
         ("email_counts_insert", "AFTER INSERT ON email_notifications", one("NEW", "")),
         ("email_counts_update", f"AFTER UPDATE OF status, kind ON email_notifications FOR EACH ROW WHEN {CHANGED}",
-         f"{one('OLD', '-')};\n  {one('NEW', '')}"),
+         MOVED),
         ("email_counts_delete", "AFTER DELETE ON email_notifications", one("OLD", "-")),
     ]
 
