@@ -535,8 +535,9 @@ def measure_concurrency(url: str, size: int, quick: bool) -> None:
 # --- webhooks during a recalculation -----------------------------------------------------------------------------------
 
 def recalculate_forever(url: str) -> None:
-    """Full recalculations as the health job runs them on a day's first run (every customer, each batch committed),
-    one after the other, until killed; a line on stdout as each starts. Each comes with a new version of the same
+    """Full recalculations as the health job runs them on a day's first run (every customer, each batch committed,
+    then its rest: HEALTH_JOB_REST_PERCENT), one after the other, until killed; a line on stdout as each starts.
+    Each comes with a new version of the same
     health settings, as after a settings change, so that it writes every customer's snapshot again (a
     recalculation that changes nothing writes nothing)."""
     app = common.make_app(url)
@@ -547,7 +548,7 @@ def recalculate_forever(url: str) -> None:
             db.session.add(again)
             db.session.commit()
             print("recalculating", flush=True)
-            snapshots.recalculate(settings=again, commit_each=True)
+            snapshots.recalculate(settings=again, commit_each=True, rest=app.config["HEALTH_JOB_REST_PERCENT"] / 100)
 
 
 def webhook_sender(signed: list):

@@ -71,6 +71,9 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # Links in emails (unsubscribe, NPS answers, the getting-started guide) are absolute: the portal's address.
         "PORTAL_BASE_URL": base_url,
         "SCHEDULER_ENABLED": _bool(env("SCHEDULER_ENABLED"), True),
+        # The health job pauses after each batch of customers for this share of the batch's time (100: as long),
+        # so that webhooks and pages keep the cores while it recalculates everyone; 0 on a machine with cores to spare.
+        "HEALTH_JOB_REST_PERCENT": _whole("HEALTH_JOB_REST_PERCENT", 100),
         # /metrics (Prometheus) answers only a scraper that sends this token; unset, it is off.
         "METRICS_TOKEN": env("METRICS_TOKEN"),
         # Backups (portal.backups): where the daily job writes them and how many it keeps.

@@ -190,3 +190,27 @@ def test_each_module_of_the_health_package_imports_on_its_own():
         imported = subprocess.run([sys.executable, "-c", f"import portal.health.{name}"], capture_output=True,
                                   text=True, cwd=package.parent.parent)
         assert imported.returncode == 0, (name, imported.stderr[-500:])
+
+
+def test_the_health_job_rests_after_each_batch_for_its_share_of_the_batch_time(ctx, monkeypatch):
+    """HEALTH_JOB_REST_PERCENT: after each committed batch the job pauses for that share of the batch's time (its
+    sleeps are recorded, and slept); 0 pauses never. Recalculations that are not the job never pause."""
+    for number in range(1, 6):
+        make_customer(number)
+    db.session.commit()
+    monkeypatch.setattr(snapshots, "BATCH", 2)
+    rests = []
+    sleep = snapshots.time.sleep
+    monkeypatch.setattr(snapshots.time, "sleep", lambda seconds: (rests.append(seconds), sleep(seconds)))
+    ctx.config["HEALTH_JOB_REST_PERCENT"] = 100
+    started = snapshots.time.monotonic()
+    assert snapshots.refresh(TODAY) == 5
+    took = snapshots.time.monotonic() - started
+    assert len(rests) == 3 and all(rest > 0 for rest in rests) and sum(rests) <= took / 2 + 0.01
+    rests.clear()
+    snapshots.recalculate(today=TODAY)
+    ctx.config["HEALTH_JOB_REST_PERCENT"] = 0
+    db.session.add(HealthSettings(version=snapshots.current_settings().version + 1,
+                                  **vars(snapshots.weights_of(snapshots.current_settings()))))
+    db.session.commit()
+    assert snapshots.refresh(TODAY) == 5 and rests == []

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from typing import Iterable, Iterator
 
+from flask import current_app
 from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, func, literal_column, or_, select
 
 from .. import clock, sql
@@ -171,10 +173,12 @@ BATCH = 500
 
 def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
                 settings: HealthSettings | None = None, commit_each: bool = False,
-                portal_settings: dict | None = None) -> int:
+                portal_settings: dict | None = None, rest: float = 0.0) -> int:
     """Upsert today's health_scores row for the given customers (all when None), with their current row and the
     day's rollup; returns how many. Customers go in batches of BATCH; with commit_each every batch is committed
-    (the health job), otherwise the caller commits once.
+    (the health job), otherwise the caller commits once. rest: after each committed batch, pause for this share
+    of the time the batch took, so that the requests served meanwhile (webhooks, pages) get the cores and the
+    database back between batches.
 
     settings: current_settings() read earlier by a caller that holds row locks meanwhile; portal_settings: the
     portal's settings (the risk thresholds) when the caller has them.
@@ -184,9 +188,12 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
     weights = weights_of(settings)
     done = 0
     for batch in batches(customer_ids):
+        started = time.monotonic()
         done += recalculate_batch(batch, today, settings, weights, portal_settings)
         if commit_each:
             db.session.commit()
+            if rest:
+                time.sleep(rest * (time.monotonic() - started))
     if customer_ids is None:
         upsert(AppSetting.__table__, [{"key": COMPLETED_ON, "value": today.isoformat(), "updated_at": utcnow(),
                                        "updated_by": "health"}], ["key"], replace=["value", "updated_at"])
@@ -318,13 +325,14 @@ def refresh(today: dt.date | None = None) -> int:
     every change recalculates the customers it touches as it is saved."""
     today = today or clock.today()
     settings = current_settings()
+    rest = current_app.config["HEALTH_JOB_REST_PERCENT"] / 100
     if completed_on() != today:
-        return recalculate(today=today, settings=settings, commit_each=True)
+        return recalculate(today=today, settings=settings, commit_each=True, rest=rest)
     stale = db.session.scalars(
         select(Customer.id).where(~select(HealthScore.id).where(
             HealthScore.customer_id == Customer.id, HealthScore.date == today,
             HealthScore.settings_version == settings.version).exists())).all()
-    return recalculate(stale, today, settings, commit_each=True) if stale else 0
+    return recalculate(stale, today, settings, commit_each=True, rest=rest) if stale else 0
 
 
 def completed_on() -> dt.date | None:
