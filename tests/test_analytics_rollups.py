@@ -5,7 +5,10 @@ deleted, moved to another cohort or given another signup date."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import delete, func, select, text, update
@@ -14,9 +17,9 @@ from portal.analytics import reports
 from portal.customers import service
 from portal.extensions import db
 from portal.health.metrics import STEPS
-from portal.models import Customer, Engagement, RetentionDay
+from portal.models import Customer, Engagement, Feedback, FeedbackDay, Onboarding, RetentionDay
 
-from .conftest import clean, make_app
+from .conftest import POSTGRES, clean, make_app
 
 START = dt.date(2026, 9, 7)  # a Monday
 END = START + dt.timedelta(days=83)
@@ -175,3 +178,59 @@ def test_the_migrations_count_what_is_already_there(databases):
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def waiting_for_a_lock(connection, expected: int = 1) -> bool:
+    for _ in range(100):
+        if connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() >= expected:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not POSTGRES, reason="concurrent writers need PostgreSQL (TEST_POSTGRES_URL); SQLite has one")
+@pytest.mark.parametrize("first", ["customer", "rows"])
+def test_a_customer_moved_while_its_rows_are_written_is_counted_once_where_it_now_is(app, first):
+    """A signup date and cohort changed by one transaction while another writes the customer's engagement, an
+    onboarding step and an NPS answer: whichever comes second waits for the first to commit (migration 0027), so
+    retention_days, funnel_days and feedback_days count the customer under its new signup date and cohort, with the
+    new rows."""
+    clean(app)
+    with app.app_context():
+        customer_id = add_customer(1, START)
+        db.session.commit()
+        onboarding = db.session.scalar(select(Onboarding.id).where(Onboarding.customer_id == customer_id))
+
+        def move(connection):
+            connection.execute(update(Customer).where(Customer.id == customer_id)
+                               .values(signup_date=START + dt.timedelta(days=9), cohort="GA"))
+
+        def write(connection):
+            connection.execute(Engagement.__table__.insert().values(
+                customer_id=customer_id, date=START + dt.timedelta(days=20), issues_tagged=1, prs_generated=0,
+                prs_merged=0, prs_rejected=0, support_requests=0))
+            connection.execute(update(Onboarding).where(Onboarding.id == onboarding)
+                               .values(welcome_email_sent=True, welcome_email_sent_at=dt.datetime.now(dt.timezone.utc)))
+            connection.execute(Feedback.__table__.insert().values(
+                customer_id=customer_id, nps=10, csat=None, comment="", source="call",
+                created_at=dt.datetime.now(dt.timezone.utc)))
+
+        holding, waiting = (move, write) if first == "customer" else (write, move)
+        with db.engine.connect() as holder, ThreadPoolExecutor(1) as pool:
+            holding(holder)
+
+            def second():
+                with app.app_context(), db.engine.begin() as connection:
+                    waiting(connection)
+            later = pool.submit(second)
+            assert waiting_for_a_lock(holder), f"the second writer should wait for the first: {later.done() and later.exception()}"
+            holder.commit()
+            later.result(timeout=30)
+        db.session.expire_all()
+        filters = reports.Filters(START - dt.timedelta(days=30), END)
+        assert kept_retention() == counted_retention()
+        assert normal(reports.kept_funnel_counts(filters)) == normal(db.session.execute(reports.funnel_counts(filters)))
+        assert reports.funnel(filters).rows[0][:3] == ["GA", 1, 100]
+        assert [(row.cohort, row.promoters) for row in db.session.scalars(select(FeedbackDay)) if row.promoters] == \
+            [("GA", 1)]
+        db.session.remove()
