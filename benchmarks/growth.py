@@ -537,9 +537,8 @@ def measure_concurrency(url: str, size: int, quick: bool) -> None:
 def recalculate_forever(url: str) -> None:
     """Full recalculations as the health job runs them on a day's first run (every customer, each batch committed,
     then its rest: HEALTH_JOB_REST_PERCENT), one after the other, until killed; a line on stdout as each starts.
-    Each comes with a new version of the same
-    health settings, as after a settings change, so that it writes every customer's snapshot again (a
-    recalculation that changes nothing writes nothing)."""
+    Each comes with a new version of the same health settings, as after a settings change, so that it writes every
+    customer's snapshot again (a recalculation that changes nothing writes nothing)."""
     app = common.make_app(url)
     with app.app_context():
         while True:

@@ -14,6 +14,7 @@ Revises: 0026_email_counts
 Create Date: 2026-12-07 12:45:00
 
 """
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -27,8 +28,9 @@ branch_labels = None
 depends_on = None
 
 
+@functools.cache
 def revision_module(filename: str):
-    """An earlier migration, for the trigger statements it wrote."""
+    """An earlier migration, for the trigger statements it wrote (loaded once)."""
     spec = importlib.util.spec_from_file_location(filename.removesuffix(".py"), Path(__file__).with_name(filename))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -68,12 +70,6 @@ def functions() -> dict[str, list[str]]:
     return found
 
 
-def create(name: str, statements: list[str]) -> None:
-    body = "".join(f"  {statement};\n" for statement in statements)
-    op.execute(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n{body}"
-               f"  RETURN NULL;\nEND $$")
-
-
 def locked(name: str, statements: list[str]) -> list[str]:
     """The statements with the lock first; within the insert trigger's check for rows (an upsert that inserted
     none, as a webhook adding to today's row, locks nothing)."""
@@ -86,12 +82,14 @@ def locked(name: str, statements: list[str]) -> list[str]:
 def upgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
+    create_function = revision_module("0022_retention_days.py").create_function
     for name, statements in functions().items():
-        create(name, locked(name, statements))
+        create_function(name, locked(name, statements))
 
 
 def downgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
+    create_function = revision_module("0022_retention_days.py").create_function
     for name, statements in functions().items():
-        create(name, statements)
+        create_function(name, statements)
