@@ -81,7 +81,7 @@ def main() -> None:
             "export": lambda: bench_export.run(url, workdir, size["export"]),
             "pages": lambda: bench_pages.run(url, size["pages"], args.quick, args.profile),
             "analytics": lambda: bench_analytics.run(url, size["analytics"], args.quick),
-            "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile),
+            "webhooks": lambda: bench_webhooks.run(url, size["webhooks"], args.quick, args.profile, args.repeat),
             "emails": lambda: bench_emails.run(url, size["emails"], args.repeat),
             "churn": lambda: bench_churn.run(url, size["churn"], args.repeat),
             "hostile": lambda: bench_hostile.run(url, workdir, args.quick),

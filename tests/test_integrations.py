@@ -204,9 +204,16 @@ def test_a_delivery_after_another_process_changed_the_settings_follows_them(clie
     payload["label"]["name"] = "rsolv"
     assert post_github(client, payload, "issues").status_code == 200
     assert engagement(people["codertocat"]) == {DAY: {"issues_tagged": 2}}
+    # An issue tagged on a day already active moves no health: worked out again on the next delivery that does,
+    # with the new weights.
+    assert snapshot_of(people["codertocat"]).settings_version == 1
+    assert post_github(client, fixture("pull_request.opened.json"), "pull_request").status_code == 200
+    assert snapshot_of(people["codertocat"]).settings_version == 2
+
+
+def snapshot_of(public_id: str) -> HealthScore:
     db.session.expire_all()
-    snapshot = db.session.scalars(select(HealthScore).filter_by(customer_id=Customer.key_of(people["codertocat"]))).one()
-    assert snapshot.settings_version == 2
+    return db.session.scalars(select(HealthScore).filter_by(customer_id=Customer.key_of(public_id))).one()
 
 
 def test_a_duplicate_delivery_changes_nothing(client, people):

@@ -9,7 +9,7 @@ import datetime as dt
 import secrets
 from typing import Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from .. import audit, clock, validation
 from ..health import metrics
@@ -143,13 +143,14 @@ def record_engagement(customer: Customer, counts: Mapping[str, int], actor: str,
         if total + counts.get(count, 0) > validation.LARGEST_KEY:
             raise validation.ValidationError(
                 f"{count} would pass {validation.LARGEST_KEY:,} for {customer.public_id} on {day}", count)
-    row_id = add_counts(customer.id, counts, actor, day, user_id)
-    return db.session.get(Engagement, row_id, populate_existing=True)
+    row = add_counts(customer.id, counts, actor, day, user_id)
+    return db.session.get(Engagement, row.id, populate_existing=True)
 
 
 def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
-               day: dt.date | None = None, user_id: int | None = None, audited: bool = True) -> int:
-    """Add counts to the customer's row for the day, atomically even when two writers race; the row's id.
+               day: dt.date | None = None, user_id: int | None = None, audited: bool = True) -> Row:
+    """Add counts to the customer's row for the day, atomically even when two writers race; the row's id and
+    counts as this write left them.
 
     Core statements, not ORM objects: every webhook delivery runs this (benchmarks/bench_webhooks.py).
     audited=False leaves the audit log out, for counts whose stored event already records them.
@@ -158,11 +159,12 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     counts = {count: counts.get(count, 0) for count in Engagement.COUNTS}  # a count left out adds nothing
     key = {"customer_id": customer_id, "date": day}
     row = {**key, **counts}
+    returning = ("id", *Engagement.COUNTS)
     if not audited:
-        return upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=("id",)).one().id
+        return upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=returning).one()
     # PostgreSQL says whether the upsert created the row; SQLite is asked beforehand (in-process, so cheap).
     existed = None if dialect() == "postgresql" else db.session.execute(select(Engagement.id).filter_by(**key)).first()
-    after = upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=("id", *Engagement.COUNTS)).one()
+    after = upsert(Engagement.__table__, [row], key, add=Engagement.COUNTS, returning=returning).one()
     created = after.inserted if after.inserted is not None else existed is None
     # The totals before are the returned ones less what was added: exact even when another writer came first.
     changes = {count: (getattr(after, count) - counts[count], getattr(after, count))
@@ -171,7 +173,7 @@ def add_counts(customer_id: int, counts: Mapping[str, int], actor: str,
     if created:
         audit.created(actor, "engagement", public_id, user_id)
     audit.record(actor, "engagement", public_id, changes, user_id)
-    return after.id
+    return after
 
 
 # Fields the portal edits in place, and the column each one sets.

@@ -92,6 +92,23 @@ def total_figures() -> tuple[risk.Figure, ...]:
                         (to_date, engagement.date >= bindparam("first_day"), any_count)))
 
 
+# Counts that reach a snapshot only by making a day active: the score counts a day with any count (days_active),
+# the inactivity rule a day with issues tagged or PRs generated (risk.engagement_figures); neither adds them up.
+ACTIVE_DAY_ONLY = frozenset({"issues_tagged", "support_requests"})
+
+
+def moves_snapshot(added: dict[str, int], after) -> bool:
+    """Whether adding `added` to a day's engagement, which then holds `after` (its counts), can change the
+    customer's snapshot. It cannot when it adds only ACTIVE_DAY_ONLY counts to a day that already had issues tagged
+    or PRs generated: active for the score and for the inactivity rule before and after. Most GitHub deliveries are
+    such (an issue tagged on a day already active), and then nobody's health is worked out again for them."""
+    counts = {name for name, value in added.items() if value}
+    if not counts or not counts <= ACTIVE_DAY_ONLY:
+        return True
+    had_issues = after.issues_tagged - added.get("issues_tagged", 0) > 0
+    return not (had_issues or after.prs_generated > 0)
+
+
 def engagement_columns(scope: str, dialect_name: str) -> tuple[list, object | None]:
     """The columns of each customer's engagement figures (the totals, and for a recalculation the risk rules'
     too), and the subquery grouped by customer to outer-join for them.
@@ -173,7 +190,7 @@ BATCH = 500
 
 def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None = None,
                 settings: HealthSettings | None = None, commit_each: bool = False,
-                portal_settings: dict | None = None, rest: float = 0.0) -> int:
+                portal_settings: dict | None = None, rest: float = 0.0, moving: bool = False) -> int:
     """Upsert today's health_scores row for the given customers (all when None), with their current row and the
     day's rollup; returns how many. Customers go in batches of BATCH; with commit_each every batch is committed
     (the health job), otherwise the caller commits once. rest: after each committed batch, pause for this share
@@ -181,7 +198,9 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
     database back between batches.
 
     settings: current_settings() read earlier by a caller that holds row locks meanwhile; portal_settings: the
-    portal's settings (the risk thresholds) when the caller has them.
+    portal's settings (the risk thresholds) when the caller has them; moving: the caller's change may well move
+    the snapshot (a delivery that passed moves_snapshot), so a single customer is locked before it is read rather
+    than read first (see recalculate_batch).
     """
     today = today or clock.today()
     settings = settings or current_settings()
@@ -189,7 +208,7 @@ def recalculate(customer_ids: Iterable[int] | None = None, today: dt.date | None
     done = 0
     for batch in batches(customer_ids):
         started = time.monotonic()
-        done += recalculate_batch(batch, today, settings, weights, portal_settings)
+        done += recalculate_batch(batch, today, settings, weights, portal_settings, moving)
         if commit_each:
             db.session.commit()
             if rest:
@@ -236,14 +255,15 @@ def lock_statement(scope: str) -> Select:
 
 
 def recalculate_batch(ids: list[int], today: dt.date, settings: HealthSettings, weights: metrics.Weights,
-                      portal_settings: dict | None = None) -> int:
-    """Recalculate these customers' snapshots of today under their lock (see lock). One customer's (a webhook
-    delivery's, an edit's) is first read without it: most deliveries move no input of the score, and then
-    nothing is locked or written. That read cannot miss what a concurrent recalculation of the customer is
-    writing: a change that leaves the inputs as they stand (an issue tagged on a day already active) leaves them
-    so whatever else that recalculation counts, and any other change is read again under the lock."""
+                      portal_settings: dict | None = None, moving: bool = False) -> int:
+    """Recalculate these customers' snapshots of today under their lock (see lock). One customer's (an edit's),
+    unless `moving`, is first read without it: many edits move no input of the score, and then nothing is locked
+    or written. That read cannot miss what a concurrent recalculation of the customer is writing: a change that
+    leaves the inputs as they stand leaves them so whatever else that recalculation counts, and any other change
+    is read again under the lock. A delivery that cannot move the snapshot is not recalculated at all
+    (moves_snapshot); one that may is `moving`, and locks first rather than read twice."""
     portal_settings = portal_settings or risk.settings.current()
-    read_first = len(ids) == 1 and sql.dialect() == "postgresql"
+    read_first = len(ids) == 1 and not moving and sql.dialect() == "postgresql"
     if not read_first:
         lock(ids)
     done, changed = worked_out(ids, today, settings, weights, portal_settings)

@@ -9,7 +9,7 @@ import functools
 import hmac
 import uuid
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sqlalchemy import JSON, Text, bindparam, cast, func, literal_column, null, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,6 +35,15 @@ class Receipt:
     customer_id: str | None = None
 
 
+class Handled(NamedTuple):
+    """What handle() made of a stored event: its outcome, its customer, and whether that customer's health may
+    have moved (then it is recalculated)."""
+
+    outcome: str
+    customer_id: int | None
+    moved: bool = True
+
+
 RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock: the sender may retry
 
 
@@ -49,10 +58,11 @@ class Stored:
     settings: tuple = ()  # a GitHub delivery's: the settings' fingerprint as the insert found them
 
 
-def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple[str, int | None]],
+def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], Handled],
             known_settings: Callable[[], settings.Current] | None = None) -> Receipt:
     """Store the event with store() (None: a replay, which inserted nothing), let handle() apply it and name
-    (outcome, customer id), recalculate that customer's health, commit. The customer stored with the event is
+    (outcome, customer id, whether the customer's health may have moved), recalculate that customer's health
+    when it may have, commit. The customer stored with the event is
     nearly always the one handle() names, so the usual delivery costs no UPDATE of it; the health and portal
     settings are read here unless the caller has them (known_settings(), called once the event is stored)."""
     try:
@@ -63,12 +73,13 @@ def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple
         # Read before handle() locks the customer's rows, so that concurrent deliveries for them wait less.
         known = known_settings() if known_settings else None
         weights = known.health if known else snapshots.current_settings()
-        outcome, customer_id = handle(event)
+        outcome, customer_id, moved = handle(event)
         if (outcome, customer_id) != ("processed", event.customer_id):
             db.session.execute(update(Event).where(Event.id == event.id).values(outcome=outcome, customer_id=customer_id)
                                .execution_options(synchronize_session=False))
-        if outcome == "processed" and customer_id is not None:
-            snapshots.recalculate([customer_id], settings=weights, portal_settings=known.portal if known else None)
+        if outcome == "processed" and customer_id is not None and moved:
+            snapshots.recalculate([customer_id], settings=weights, portal_settings=known.portal if known else None,
+                                  moving=True)
         db.session.commit()
     except (IntegrityError, DBAPIError) as error:
         db.session.rollback()
@@ -82,9 +93,11 @@ def receive(store: Callable[[], Stored | None], handle: Callable[[Stored], tuple
 
 
 def apply(customer_id: int, actor: str, step: str | None = None, when=None,
-          counts: dict | None = None, day=None, step_done: bool | None = None) -> None:
-    """Tick the step and add the counts. step_done: whether the customer had done the step when the event was
-    stored, so that a delivery whose step is ticked (nearly all of them) loads no Customer object at all."""
+          counts: dict | None = None, day=None, step_done: bool | None = None) -> bool:
+    """Tick the step and add the counts; whether the customer's health may have moved (see
+    snapshots.moves_snapshot). step_done: whether the customer had done the step when the event was stored, so
+    that a delivery whose step is ticked (nearly all of them) loads no Customer object at all."""
+    moved = not counts
     if step and not step_done:
         customer = db.session.get(Customer, customer_id)
         # Locked, then read again: of two first deliveries arriving together, the second waits here and then
@@ -92,8 +105,11 @@ def apply(customer_id: int, actor: str, step: str | None = None, when=None,
         db.session.execute(select(Onboarding).where(Onboarding.customer_id == customer_id).with_for_update()
                            .execution_options(populate_existing=True))
         customers.set_step(customer, step, True, actor, when=when)
+        moved = True
     if counts:  # recorded by the stored event (source, delivery id, payload), so not in the audit log too
-        customers.add_counts(customer_id, counts, actor, day, audited=False)
+        after = customers.add_counts(customer_id, counts, actor, day, audited=False)
+        moved = moved or snapshots.moves_snapshot(counts, after)
+    return moved
 
 
 LOGIN_PARAMETERS = [f"login{number}" for number in range(1, len(github.LOGIN_PATHS) + 1)]
@@ -157,21 +173,21 @@ def receive_github(delivery_id: str, event_name: str, payload: dict, raw: bytes 
         effect = github.effect_of(event_name, payload, current.portal)
         return event if effect.step == step else replace(event, step_done=None)
 
-    def handle(event: Stored) -> tuple[str, int | None]:
+    def handle(event: Stored) -> Handled:
         if effect.kind in ("ping", "ignored"):
-            return "ignored", event.customer_id
+            return Handled("ignored", event.customer_id)
         if event.customer_id is None:
-            return "unmatched", None
-        apply(event.customer_id, "github", effect.step, effect.when, dict(effect.counts), effect.day, event.step_done)
-        return "processed", event.customer_id
+            return Handled("unmatched", None)
+        moved = apply(event.customer_id, "github", effect.step, effect.when, dict(effect.counts), effect.day,
+                      event.step_done)
+        return Handled("processed", event.customer_id, moved)
 
     return receive(store, handle, lambda: current)
 
 
 def receive_track(customer: Customer, request: TrackEvent, payload: dict, raw: bytes | None = None) -> Receipt:
-    def handle(_event: Stored) -> tuple[str, int | None]:
-        apply(customer.id, "action", request.step, counts=dict(request.counts))
-        return "processed", customer.id
+    def handle(_event: Stored) -> Handled:
+        return Handled("processed", customer.id, apply(customer.id, "action", request.step, counts=dict(request.counts)))
 
     delivery_id = request.delivery_id or f"generated-{uuid.uuid4()}"
     values = {"source": "action", "delivery_id": delivery_id, "event_type": request.event_type, "payload": payload,
@@ -190,14 +206,14 @@ def signup(request: LandingEvent) -> Customer:
 def receive_landing(delivery_id: str, request: LandingEvent, payload: dict, raw: bytes | None = None) -> Receipt:
     validation.email(request.email)  # before it reaches a query
 
-    def handle(_event: Stored) -> tuple[str, int | None]:
+    def handle(_event: Stored) -> Handled:
         if request.event == "signup":
-            return "processed", signup(request).id
+            return Handled("processed", signup(request).id)
         customer = customer_by_email(request.email)
         if customer is None:
-            return "unmatched", None
+            return Handled("unmatched", None)
         apply(customer.id, "landing", "account_created", request.occurred_at)
-        return "processed", customer.id
+        return Handled("processed", customer.id)
 
     values = {"source": "landing", "delivery_id": delivery_id, "event_type": request.event, "payload": payload}
     return receive(lambda: insert_new_event(values, raw), handle)
