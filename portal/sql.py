@@ -5,7 +5,7 @@ import functools
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Table, literal_column, text
+from sqlalchemy import Connection, Table, bindparam, literal_column, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -58,6 +58,34 @@ def upsert_statement(table: Table, keys: tuple[str, ...], replace: tuple[str, ..
         return statement
     inserted = literal_column("xmax = 0" if dialect_name == "postgresql" else "NULL").label("inserted")
     return statement.returning(*(table.c[name] for name in returning), inserted)
+
+
+def update_by_id(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Update rows of table by id, each row a dict with "key" (the id) and columns to set. On PostgreSQL in one
+    statement per set of columns (UPDATE ... FROM unnest(arrays), one array parameter a column), so the statement
+    triggers that keep the analytics tables run once rather than once a row; on SQLite one statement a row,
+    in-process."""
+    if not rows:
+        return
+    if dialect() != "postgresql":
+        db.session.execute(update(table).where(table.c.id == bindparam("key")), list(rows))
+        return
+    alike: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        alike.setdefault(tuple(name for name in row if name != "key"), []).append(row)
+    for names, group in alike.items():
+        db.session.execute(update_from_arrays(table, names), {
+            "key": [row["key"] for row in group], **{name: [row[name] for row in group] for name in names}})
+
+
+@functools.lru_cache(maxsize=16)
+def update_from_arrays(table: Table, names: tuple[str, ...]):
+    compiled = db.engine.dialect.type_compiler_instance
+    typed = [("key", table.c.id.type), *((name, table.c[name].type) for name in names)]
+    arrays = ", ".join(f"CAST(:{name} AS {compiled.process(type_)}[])" for name, type_ in typed)
+    assignments = ", ".join(f"{name} = changed.{name}" for name in names)
+    return text(f"UPDATE {table.name} SET {assignments} FROM unnest({arrays}) AS changed (key, {', '.join(names)}) "
+                f"WHERE {table.name}.id = changed.key")
 
 
 def sync_sequences(*tables: Table) -> None:

@@ -13,6 +13,7 @@ from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import delete, func, select, text, update
 
+from portal import sql
 from portal.analytics import reports
 from portal.customers import service
 from portal.extensions import db
@@ -37,6 +38,9 @@ CHANGES = st.one_of(
     st.tuples(st.just("customer_added"), st.integers(0, 30)),
     st.tuples(st.just("step"), st.integers(0, CUSTOMERS - 1), st.sampled_from(STEPS), st.booleans()),
     st.tuples(st.just("cohort"), st.integers(0, CUSTOMERS - 1), st.sampled_from(["", "Beta", "GA"])),
+    # As an import writes onboarding: several customers' rows in one statement, some of them as they were.
+    st.tuples(st.just("onboarding_rows"), st.lists(st.tuples(st.integers(0, CUSTOMERS - 1), st.sampled_from(STEPS),
+                                                             st.booleans()), min_size=1, max_size=4)),
 )
 
 
@@ -88,7 +92,7 @@ def test_any_sequence_of_writes_keeps_what_a_count_says(app, changes):
         everyone = reports.Filters(START, END, cohort="Beta")  # the same customers, counted from their engagement
         for number, change in enumerate(changes):
             kind, *args = change
-            customer_id = ids[args[0]] if kind not in ("customer_added",) else None
+            customer_id = ids[args[0]] if kind not in ("customer_added", "onboarding_rows") else None
             if customer_id is not None and db.session.get(Customer, customer_id) is None:
                 continue
             if kind == "engagement":
@@ -118,6 +122,16 @@ def test_any_sequence_of_writes_keeps_what_a_count_says(app, changes):
                 service.set_step(db.session.get(Customer, customer_id), args[1], args[2], "test")
             elif kind == "cohort":
                 db.session.get(Customer, customer_id).cohort = args[1]
+            elif kind == "onboarding_rows":
+                rows = {}
+                for index, step, done in args[0]:
+                    onboarding = db.session.scalars(select(Onboarding).filter_by(customer_id=ids[index])).first()
+                    if onboarding is not None:
+                        row = rows.setdefault(onboarding.id, {"key": onboarding.id, **{
+                            name: getattr(onboarding, name) for name in (*STEPS, *(f"{other}_at" for other in STEPS))}})
+                        noon = dt.datetime.combine(START + dt.timedelta(days=5 + index), dt.time(12), dt.timezone.utc)
+                        row[step], row[f"{step}_at"] = done, noon if done else None
+                sql.update_by_id(Onboarding.__table__, list(rows.values()))
             db.session.commit()
             db.session.expire_all()
             assert kept_retention() == counted_retention()

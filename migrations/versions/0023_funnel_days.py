@@ -43,9 +43,9 @@ def gaps(c: str, o: str, dialect: str) -> list[str]:
     return [days_from(after, before, dialect) for before, after in zip([f"{c}.signup_date", *reached], reached)]
 
 
-def contributions(c: str, o: str, source: str, where: str, sign: str, dialect: str) -> str:
-    """What each customer `c` with onboarding row `o` of `source` (a FROM clause naming both, and its condition)
-    adds, times sign, added to funnel_days."""
+def contribution_rows(c: str, o: str, source: str, where: str, dialect: str) -> str:
+    """(signup_day, cohort, measure, days, counted) of what each customer `c` with onboarding row `o` of `source`
+    (a FROM clause naming both, and its condition) adds to funnel_days, a row per measure."""
     spans = gaps(c, o, dialect)
     days = " ".join(f"WHEN {6 + index} THEN {span}" for index, span in enumerate(spans))
     counted = " ".join(["WHEN 0 THEN 1"]
@@ -54,9 +54,15 @@ def contributions(c: str, o: str, source: str, where: str, sign: str, dialect: s
                        + [f"WHEN {6 + index} THEN CASE WHEN ({span}) IS NULL THEN 0 ELSE 1 END"
                           for index, span in enumerate(spans)])
     numbers = " UNION ALL ".join(f"SELECT {index} AS k" for index in range(MEASURES))
-    rows = (f"SELECT {c}.signup_date AS signup_day, {c}.cohort AS cohort, m.k AS measure, "
+    return (f"SELECT {c}.signup_date AS signup_day, {c}.cohort AS cohort, m.k AS measure, "
             f"COALESCE(CASE m.k {days} END, 0) AS days, CASE m.k {counted} END AS counted "
             f"FROM {source} CROSS JOIN ({numbers}) m WHERE {where}")
+
+
+def contributions(c: str, o: str, source: str, where: str, sign: str, dialect: str) -> str:
+    """What each customer `c` with onboarding row `o` of `source` (a FROM clause naming both, and its condition)
+    adds, times sign, added to funnel_days."""
+    rows = contribution_rows(c, o, source, where, dialect)
     return (f"INSERT INTO funnel_days (signup_day, cohort, measure, days, customers) "
             f"SELECT signup_day, cohort, measure, days, {sign} * sum(counted) FROM ({rows}) AS each_one "
             f"WHERE counted > 0 GROUP BY signup_day, cohort, measure, days "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 
 from .. import audit, clock, validation
 from ..health import metrics, snapshots
@@ -26,7 +26,7 @@ from ..customers import service as customers
 from ..emails import content as email_content, outbox
 from ..extensions import db
 from ..models import CUSTOMER_STATUSES, PUBLIC_ID_OFFSET, Customer, Engagement, Onboarding, format_id, parse_id
-from ..sql import sync_sequences
+from ..sql import sync_sequences, update_by_id
 from ..validation import ValidationError
 from .csvformat import HEADERS, IMPORTABLE, BadLines, ImportRejected, LineError, read
 from .keys import Keys
@@ -224,9 +224,7 @@ class Batch:
             if changes:
                 updates.append({"key": key, **values})
                 self.result.customer_ids.add(key)
-        if updates:
-            table = Customer.__table__
-            db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
+        update_by_id(Customer.__table__, updates)
         self.insert_audit(audits)
 
     # onboarding.csv ----------------------------------------------------------------------------
@@ -290,9 +288,7 @@ class Batch:
                     updates.append({"key": onboarding.id, **{column: getattr(onboarding, column) for column in
                                                              ONBOARDING_VALUES}, **values})
                     self.result.customer_ids.add(customer_key)
-            if updates:
-                table = Onboarding.__table__
-                db.session.execute(update(table).where(table.c.id == bindparam("key")), updates)
+            update_by_id(Onboarding.__table__, updates)
             self.insert_audit(audits)
 
     def note_milestones(self, customer_key: int, changes: dict) -> None:
