@@ -279,3 +279,24 @@ def test_at_risk_list_holds_the_lowest_scores_and_the_kpi_counts_all(ctx):
     board = analytics.dashboard(at_risk_limit=2)
     assert board.at_risk == 3
     assert [(customer.organization, score.score) for customer, score in board.at_risk_customers] == [("Org 2", 0), ("Org 3", 6)]
+
+
+def test_churned_customers_are_counted_apart_not_at_risk(ctx, client, auth):
+    add(1)
+    add(2)
+    churned = add(3, status="churned")
+    db.session.commit()
+    board = analytics.dashboard()
+    assert board.bands["at_risk"] == 3  # every band counts everyone
+    assert (board.at_risk, board.churned) == (2, 1)
+    assert churned.id not in [customer.id for customer, _ in board.at_risk_customers]
+    assert board.trends.at_risk[-1] == 2
+    customer = db.session.get(type(churned), churned.id)
+    customer.status = "active"
+    snapshots.recalculate([customer.id])
+    db.session.commit()
+    assert (analytics.dashboard().at_risk, analytics.dashboard().churned) == (3, 0)
+    assert rollups.day(dt.date.today()) == rollups.counted(dt.date.today(), dt.date.today())[dt.date.today()]
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+    assert "<span>Churned</span><strong>0</strong>" in page

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from flask import current_app
@@ -104,6 +105,11 @@ def more_customers_than(count: int) -> bool:
         select(Customer.id).limit(count + 1).subquery())) > count
 
 
+def at_risk_count(day: Counter) -> int:
+    """A day's customers at risk, the churned left out (they have left already: their own count is the stage's)."""
+    return day["band:at_risk"] - day[rollups.CHURNED_AT_RISK]
+
+
 @dataclass
 class Trends:
     """One entry per calendar day, oldest first; None where no snapshot was taken that day."""
@@ -117,14 +123,15 @@ class Trends:
 
 
 def trends(days: int = 90, today: dt.date | None = None) -> Trends:
-    """The average health score and the at-risk count of each of the last `days` days, from the daily rollups:
+    """The average health score and the at-risk count (churned customers left out) of each of the last `days`
+    days, from the daily rollups:
     `days` rows of a few measures, whatever the number of customers. Days without snapshots (the hourly job did
     not run) stay None so a chart shows a gap rather than a drop to zero."""
     today = today or clock.today()
     first = metrics.window_start(today, days)
-    by_day = {day: (round(found["score_total"] / found["customers"], 1), found["band:at_risk"])
-              for day, found in rollups.days(first, today, ("customers", "score_total", "band:at_risk")).items()
-              if found["customers"]}
+    measures = ("customers", "score_total", "band:at_risk", rollups.CHURNED_AT_RISK)
+    by_day = {day: (round(found["score_total"] / found["customers"], 1), at_risk_count(found))
+              for day, found in rollups.days(first, today, measures).items() if found["customers"]}
     calendar = [first + dt.timedelta(days=offset) for offset in range(days)]
     return Trends(
         days=calendar,
@@ -161,7 +168,8 @@ def signal_overview(today: dt.date | None = None, listed: int = 50) -> SignalOve
 @dataclass
 class Dashboard:
     onboarding: OnboardingSummary
-    at_risk: int
+    at_risk: int  # the churned left out
+    churned: int
     stages: dict[str, int]
     bands: dict[str, int]
     at_risk_customers: list[tuple[Customer, HealthCurrent]]
@@ -173,7 +181,8 @@ class Dashboard:
 
 def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboard:
     """Today's figures from the day's rollup; the at-risk list holds the `at_risk_limit` lowest current scores
-    (ix_health_current_band_score; the KPI counts them all)."""
+    (ix_health_current_band_score; the KPI counts them all). Churned customers are neither in the at-risk count nor
+    in its list: they are counted as churned."""
     today = today or clock.today()
     complete = ensure_todays_scores(today)
     day = rollups.day(complete)
@@ -182,13 +191,14 @@ def dashboard(today: dt.date | None = None, at_risk_limit: int = 50) -> Dashboar
     at_risk = db.session.execute(
         select(Customer, HealthCurrent)
         .join(HealthCurrent, HealthCurrent.customer_id == Customer.id)
-        .where(HealthCurrent.band == "at_risk")
+        .where(HealthCurrent.band == "at_risk", HealthCurrent.stage != "churned")
         .order_by(HealthCurrent.score, HealthCurrent.customer_id)
         .limit(at_risk_limit)
     ).all()
     return Dashboard(
         onboarding=onboarding_summary(complete),
-        at_risk=bands["at_risk"],
+        at_risk=at_risk_count(day),
+        churned=stages["churned"],
         stages=stages,
         bands=bands,
         at_risk_customers=[tuple(row) for row in at_risk],

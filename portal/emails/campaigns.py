@@ -80,13 +80,15 @@ def named(query) -> list[list[str]]:
 
 
 def moved_into_at_risk(first: dt.date, last: dt.date) -> list[list[str]]:
-    """The first LISTED customers (by id) at risk on their latest snapshot by the week's end and not on their
-    latest before it (or with none before it): batch by batch, stopping once LISTED are found."""
+    """The first LISTED customers (by id), churned ones left out, at risk on their latest snapshot by the week's
+    end and not on their latest before it (or with none before it): batch by batch, stopping once LISTED are
+    found."""
     after, before = latest(HealthScore.status, through=last), latest(HealthScore.status, before=first)
     found: list[list[str]] = []
     for low, high in id_ranges():
         query = (select(Customer.id, Customer.organization)
-                 .where(Customer.id.between(low, high), after == "at_risk", func.coalesce(before, "") != "at_risk")
+                 .where(Customer.id.between(low, high), Customer.status != "churned", after == "at_risk",
+                        func.coalesce(before, "") != "at_risk")
                  .order_by(Customer.id).limit(LISTED - len(found)))
         found += [[format_id("c", key), organization] for key, organization in db.session.execute(query)]
         if len(found) >= LISTED:

@@ -29,6 +29,7 @@ PENDING = "portal.rollup_changes"
 MIGRATION_DAYS = 30
 NO_SNAPSHOT = "no_snapshot"  # the band of a customer without a snapshot that day, in `moved:` measures
 COMPLETE_STEPS = (1 << len(metrics.STEPS)) - 1
+CHURNED_AT_RISK = "at_risk:churned"  # of band:at_risk, the churned customers (migration 0029)
 
 
 def step_mask(steps: Mapping[str, bool]) -> int:
@@ -46,7 +47,7 @@ def kinds_of(mask: int) -> list[str]:
 def measures(score: int, band: str, stage: str, steps: int, signals: int, blocker: str | None = None,
              days_to_complete: int | None = None, customers: int = 1, *, then: str | None = None) -> Counter:
     """What `customers` snapshots with these values add to their day's rollup. Signals count only for customers
-    not churned, as the dashboard shows them; a blocker (other than "none") and the days to complete count when
+    not churned, as the dashboard shows them, and the churned at risk are also counted on their own; a blocker (other than "none") and the days to complete count when
     the snapshot has them (older ones do not). `then`: the band of the customer's snapshot MIGRATION_DAYS before
     (None: none), counted as the move from it to this band (`moved:<then>:<band>`)."""
     found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
@@ -61,6 +62,8 @@ def measures(score: int, band: str, stage: str, steps: int, signals: int, blocke
             found[f"step:{step}"] += customers
     if steps == COMPLETE_STEPS:
         found["completed"] += customers
+    if band == "at_risk" and stage == "churned":  # counted apart: a churned customer is not at risk of churning
+        found[CHURNED_AT_RISK] += customers
     if signals and stage != "churned":
         found["signalled"] += customers
         for kind in kinds_of(signals):
