@@ -140,7 +140,12 @@ def test_band_migration_matrix_and_the_customers_behind_a_cell(ctx, client, auth
     assert f"/analytics/migration?start={END - dt.timedelta(days=83)}&amp;end={END}&amp;from=healthy&amp;to=at_risk" in page
     listing = client.get(f"/analytics/migration?end={END}&from=healthy&to=at_risk").get_data(as_text=True)
     assert "Org 1" in listing and "Org 2" in listing and "Org 3" not in listing
-    assert client.get("/analytics/migration?from=healthy&to=purple").status_code == 404
+    for query in ("from=healthy&to=purple", f"end={END}"):  # a band typed wrong, or none: back to the table
+        sent = client.get(f"/analytics/migration?{query}")
+        assert sent.status_code == 303 and sent.headers["Location"].endswith("#migration-heading")
+    assert f"end={END}" in client.get(f"/analytics/migration?end={END}").headers["Location"]
+    back = client.get("/analytics/migration", follow_redirects=True).get_data(as_text=True)
+    assert "Choose a count in the band migration table" in back
 
 
 # --- weekly trends -----------------------------------------------------------------------------------------
@@ -280,7 +285,7 @@ def test_bad_dates_are_reported_and_the_defaults_used(client, auth, query, field
     assert page.status_code == 200
     assert f'id="a-{field}-error"' in page.get_data(as_text=True)
     for download in ("/analytics/retention.csv", "/analytics/migration", "/feedback", "/feedback/nps_by_month.csv"):
-        assert client.get(f"{download}?{query}").status_code in (200, 404), download
+        assert client.get(f"{download}?{query}").status_code in (200, 303), download
 
 
 def test_page_needs_sign_in_and_escapes_what_users_typed(ctx, client, auth):

@@ -362,10 +362,10 @@ def test_notes_tasks_and_feedback(app, member, token):
     assert "The feedback was not saved" in bad.get_data(as_text=True)
     for assignee in ("99999999999", "²"):
         unknown = member.post("/customers/c1001/interventions", data={**task, "assignee": assignee}, follow_redirects=True)
-        assert "The note was not saved" in unknown.get_data(as_text=True)
+        assert "The task was not saved" in unknown.get_data(as_text=True)
     for due in ("1900-01-01", "2283-01-01"):
         implausible = member.post("/customers/c1001/interventions", data={**task, "due_date": due}, follow_redirects=True)
-        assert "The note was not saved: Due: Due must be from 2000-01-01 to" in implausible.get_data(as_text=True)
+        assert "The task was not saved: Due: Due must be from 2000-01-01 to" in implausible.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalars(select(Intervention.title)).all() == ["Call the CTO"]
         assert db.session.scalars(select(Feedback.nps)).all() == [9]

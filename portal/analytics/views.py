@@ -5,7 +5,7 @@ import csv
 import datetime as dt
 import io
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from .. import clock
@@ -97,8 +97,9 @@ def migration_customers():
     filters, _ = read_filters(request.args)
     bands = (*metrics.STATUSES, reports.NO_SNAPSHOT)
     before, after = request.args.get("from", ""), request.args.get("to", "")
-    if before not in bands or after not in bands:
-        abort(404)
+    if before not in bands or after not in bands:  # a bookmark or a typed address: send them to the table
+        flash("Choose a count in the band migration table to list its customers.", "info")
+        return redirect(url_for(".index", **link_args(filters), _anchor="migration-heading"), 303)
     customers = reports.migration_customers(filters, before, after)
     return render_template("analytics/migration.html", filters=filters, before=before, after=after,
                            customers=customers, limit=200, since=filters.end - dt.timedelta(days=reports.MIGRATION_DAYS),

@@ -176,7 +176,8 @@ def add_intervention(customer_id: str):
     assignee = db.session.get(User, key) if key is not None else None
     if not form.validate() or (form.assignee.data and assignee is None):
         problems = "; ".join(f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items())
-        flash("The note was not saved: " + (problems or "choose an active team member"), "error")
+        kind = form.kind.data if form.kind.data in form.kind.choices else "note"
+        flash(f"The {kind} was not saved: " + (problems or "choose an active team member"), "error")
         return redirect(url_for(".detail", customer_id=customer.public_id), 303)
     name, user_id = actor()
     item = Intervention(customer_id=customer.id, kind=form.kind.data, title=form.title.data.strip(),
