@@ -369,8 +369,14 @@ def test_notes_tasks_and_feedback(app, member, token):
     with app.app_context():
         assert db.session.scalars(select(Intervention.title)).all() == ["Call the CTO"]
         assert db.session.scalars(select(Feedback.nps)).all() == [9]
+    note = {"kind": "note", "title": "Kick-off went well", "body": "", "due_date": "", "assignee": "",
+            "csrf_token": token}
+    assert member.post("/customers/c1001/interventions", data=note).status_code == 303
     page = member.get("/customers/c1001").get_data(as_text=True)
     assert "Call the CTO" in page and "NPS 9" in page
+    # The task's due day and status; the note's nothing but its title (no "· open").
+    assert '<span class="badge">task</span> Call the CTO <span class="muted">· due 2026-12-01 · open</span>' in page
+    assert '<span class="badge">note</span> Kick-off went well</li>' in page
 
 
 def test_timeline_pages(app, member):

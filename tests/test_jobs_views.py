@@ -56,6 +56,10 @@ def test_the_page_lists_every_job_with_its_schedule_next_run_and_last_outcome(ap
                  "playbooks", "backup", "erase_churned"):
         assert f'id="job-{name}"' in html
     assert "Mondays at 08:00" in html and "Customers 12" in html
+    # Named in words, the name the command line and the logs use beside it; the runs by their job's words.
+    assert '>At-risk tasks</a> <code class="muted">at_risk_playbook</code>' in html
+    assert '>Weekly emails</a> <code class="muted">weekly_emails</code>' in html
+    assert ">Health recalculation</a></td>" in html
     assert 'class="badge outcome-succeeded"' in html
     assert html.count("Run now") == len(JOBS) and 'href="/jobs"' in html  # in the navigation
     assert 'hx-trigger="every 1s"' not in html  # nothing runs: nothing polls

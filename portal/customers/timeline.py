@@ -31,8 +31,10 @@ def _interventions(customer: Customer, limit: int):
     query = (select(Intervention).where(Intervention.customer_id == customer.id)
              .order_by(Intervention.created_at.desc()).limit(limit))
     for item in db.session.scalars(query):
-        due = f" · due {item.due_date}" if item.due_date else ""
-        yield Entry(item.created_at, item.kind, item.title, f"{item.body}{due} · {item.status}")
+        # A note or a call is a record, with no status worth showing; a task's is.
+        status = item.status.replace("_", " ") if item.kind == "task" else ""
+        parts = (item.body, f"due {item.due_date}" if item.due_date else "", status)
+        yield Entry(item.created_at, item.kind, item.title, " · ".join(part for part in parts if part))
 
 
 def _emails(customer: Customer, limit: int):

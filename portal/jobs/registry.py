@@ -33,6 +33,11 @@ class Job:
     run: Callable[[Context], Mapping[str, int] | None]
     # After this long a run still marked running is shown as abandoned, and a SQLite lease expires.
     timeout: dt.timedelta = dt.timedelta(hours=1)
+    title: str = ""  # what the pages call it; by default its name in words
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name.replace("_", " ").capitalize()
 
     def trigger(self, zone: ZoneInfo) -> CronTrigger:
         # Cron, never interval: every process fires at the same wall-clock moment, so the lock can pick one.

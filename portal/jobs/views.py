@@ -31,6 +31,7 @@ def runs_context(job: str | None = None) -> dict:
     # The list's pages and refreshes come from the index, whose ?job= narrows the list to one job.
     return {"page": page, "page_link": lambda number: url_for(".index", job=job, page=number),
             "outcome_of": lambda run: queries.shown_outcome(run, scheduler.registry().find(run.job), now),
+            "job_label": lambda name: getattr(scheduler.registry().find(name), "label", name),
             "zone": clock.zone()}
 
 
