@@ -61,21 +61,17 @@ def upsert_statement(table: Table, keys: tuple[str, ...], replace: tuple[str, ..
 
 
 def update_by_id(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Update rows of table by id, each row a dict with "key" (the id) and columns to set. On PostgreSQL in one
-    statement per set of columns (UPDATE ... FROM unnest(arrays), one array parameter a column), so the statement
-    triggers that keep the analytics tables run once rather than once a row; on SQLite one statement a row,
-    in-process."""
+    """Update rows of table by id, each row a dict with "key" (the id) and the same columns to set. On PostgreSQL
+    in one statement (UPDATE ... FROM unnest(arrays), one array parameter a column), so the statement triggers that
+    keep the analytics tables run once rather than once a row; on SQLite one statement a row, in-process."""
     if not rows:
         return
     if dialect() != "postgresql":
         db.session.execute(update(table).where(table.c.id == bindparam("key")), list(rows))
         return
-    alike: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        alike.setdefault(tuple(name for name in row if name != "key"), []).append(row)
-    for names, group in alike.items():
-        db.session.execute(update_from_arrays(table, names), {
-            "key": [row["key"] for row in group], **{name: [row[name] for row in group] for name in names}})
+    names = tuple(name for name in rows[0] if name != "key")
+    db.session.execute(update_from_arrays(table, names),
+                       {"key": [row["key"] for row in rows], **{name: [row[name] for row in rows] for name in names}})
 
 
 @functools.lru_cache(maxsize=16)

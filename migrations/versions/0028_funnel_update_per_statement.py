@@ -72,6 +72,6 @@ def downgrade():
     kept = revision_module("0027_kept_counts_customer_lock.py")
     funnel = revision_module("0023_funnel_days.py")
     op.execute(f"DROP TRIGGER IF EXISTS {NAME} ON onboarding")
-    kept.revision_module("0022_retention_days.py").create_function(NAME, kept.locked(NAME, kept.functions()[NAME]))
+    revision_module("0022_retention_days.py").create_function(NAME, kept.locked(NAME, kept.functions()[NAME]))
     event = next(event for name, event, _, _ in funnel.triggers("postgresql") if name == NAME)
     op.execute(f"CREATE TRIGGER {NAME} {event} FOR EACH ROW EXECUTE FUNCTION {NAME}()")

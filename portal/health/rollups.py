@@ -47,9 +47,10 @@ def kinds_of(mask: int) -> list[str]:
 def measures(score: int, band: str, stage: str, steps: int, signals: int, blocker: str | None = None,
              days_to_complete: int | None = None, customers: int = 1, *, then: str | None = None) -> Counter:
     """What `customers` snapshots with these values add to their day's rollup. Signals count only for customers
-    not churned, as the dashboard shows them, and the churned at risk are also counted on their own; a blocker (other than "none") and the days to complete count when
-    the snapshot has them (older ones do not). `then`: the band of the customer's snapshot MIGRATION_DAYS before
-    (None: none), counted as the move from it to this band (`moved:<then>:<band>`)."""
+    not churned, as the dashboard shows them, and the churned at risk are also counted on their own; a blocker
+    (other than "none") and the days to complete count when the snapshot has them (older ones do not). `then`:
+    the band of the customer's snapshot MIGRATION_DAYS before (None: none), counted as the move from it to this
+    band (`moved:<then>:<band>`)."""
     found = Counter({"customers": customers, "score_total": score * customers, f"band:{band}": customers,
                      f"stage:{stage}": customers, f"moved:{then or NO_SNAPSHOT}:{band}": customers})
     if blocker not in (None, "none"):

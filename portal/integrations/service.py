@@ -97,19 +97,19 @@ def apply(customer_id: int, actor: str, step: str | None = None, when=None,
     """Tick the step and add the counts; whether the customer's health may have moved (see
     snapshots.moves_snapshot). step_done: whether the customer had done the step when the event was stored, so
     that a delivery whose step is ticked (nearly all of them) loads no Customer object at all."""
-    moved = not counts
-    if step and not step_done:
+    ticked = bool(step) and not step_done
+    if ticked:
         customer = db.session.get(Customer, customer_id)
         # Locked, then read again: of two first deliveries arriving together, the second waits here and then
         # finds the step ticked, so it is ticked (and audited) once, with the first one's time.
         db.session.execute(select(Onboarding).where(Onboarding.customer_id == customer_id).with_for_update()
                            .execution_options(populate_existing=True))
         customers.set_step(customer, step, True, actor, when=when)
-        moved = True
-    if counts:  # recorded by the stored event (source, delivery id, payload), so not in the audit log too
-        after = customers.add_counts(customer_id, counts, actor, day, audited=False)
-        moved = moved or snapshots.moves_snapshot(counts, after)
-    return moved
+    if not counts:  # nothing counted: what else the event says (an uninstall, say) may move the health
+        return True
+    # Recorded by the stored event (source, delivery id, payload), so not in the audit log too.
+    after = customers.add_counts(customer_id, counts, actor, day, audited=False)
+    return ticked or snapshots.moves_snapshot(counts, after)
 
 
 LOGIN_PARAMETERS = [f"login{number}" for number in range(1, len(github.LOGIN_PATHS) + 1)]
